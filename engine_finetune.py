@@ -1,0 +1,149 @@
+"""One training epoch and one evaluation pass (MAE/AudioMAE's engine, device-agnostic)."""
+import contextlib
+import logging
+import math
+import sys
+from collections import defaultdict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from util import dist, metrics
+from util.lr import set_learning_rate
+
+log = logging.getLogger(__name__)
+
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+def progress(iterable, desc):
+    """A tqdm bar on rank 0; sparse updates when stderr is a log file rather than a terminal."""
+    return tqdm(iterable, desc=desc, disable=not dist.is_main_process(), dynamic_ncols=True,
+                mininterval=0.5 if sys.stderr.isatty() else 60)
+
+
+def autocast(device, amp):
+    dtype = AMP_DTYPES[amp]
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def compute_loss(outputs, labels, spatial, args):
+    """Weighted sum of event BCE and distance/azimuth/elevation cross-entropies (upstream's 1250/1/2/2)."""
+    events, distance, azimuth, elevation = (o.float() for o in outputs)
+    parts = {
+        "loss_events": F.binary_cross_entropy_with_logits(events, labels),
+        "loss_distance": F.cross_entropy(distance, spatial[:, 0]),
+        "loss_azimuth": F.cross_entropy(azimuth, spatial[:, 1]),
+        "loss_elevation": F.cross_entropy(elevation, spatial[:, 2]),
+    }
+    loss = (args.event_loss_weight * parts["loss_events"]
+            + args.distance_loss_weight * parts["loss_distance"]
+            + args.direction_loss_weight * (parts["loss_azimuth"] + parts["loss_elevation"]))
+    return loss, parts
+
+
+def train_one_epoch(model, data_loader, optimizer, scaler, device, epoch, args, log_writer=None):
+    """Train for one epoch; returns the epoch's mean losses and last learning rate.
+
+    The learning rate follows the per-iteration schedule; gradients are accumulated
+    over `args.accum_iter` batches (without DDP synchronisation in between).
+    """
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    steps = len(data_loader)
+    sums, lr = defaultdict(float), 0.0
+    bar = progress(data_loader, f"epoch {epoch}")
+    for step, (waveforms, rirs, labels, spatial, *_) in enumerate(bar):
+        if step % args.accum_iter == 0:
+            lr = set_learning_rate(optimizer, epoch + step / steps, args)
+        waveforms, rirs = waveforms.to(device, non_blocking=True), rirs.to(device, non_blocking=True)
+        labels, spatial = labels.to(device, non_blocking=True), spatial.to(device, non_blocking=True)
+        with autocast(device, args.amp):
+            outputs = model(waveforms, rirs, mask_t_prob=args.mask_t_prob, mask_f_prob=args.mask_f_prob)
+        loss, parts = compute_loss(outputs, labels, spatial, args)
+
+        # Averaged over ranks every step, so that all ranks stop together on a bad value.
+        reduced = dist.all_reduce_sum(torch.stack([loss.detach(), *parts.values()]).float()) / dist.get_world_size()
+        loss_value = reduced[0].item()
+        if not math.isfinite(loss_value):
+            raise NonFiniteLossError(f"loss is {loss_value} at epoch {epoch}, step {step}")
+
+        update = (step + 1) % args.accum_iter == 0 or step + 1 == steps
+        sync = contextlib.nullcontext() if update or not hasattr(model, "no_sync") else model.no_sync()
+        with sync:
+            scaler.scale(loss / args.accum_iter).backward()
+        if update:
+            if args.clip_grad:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+
+        for name, value in zip(["loss", *parts], reduced.tolist()):
+            sums[name] += value
+        bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
+        if log_writer is not None and update:
+            x = int((epoch + step / steps) * 1000)  # epoch_1000x: curves comparable across batch sizes
+            log_writer.add_scalar("train/loss", loss_value, x)
+            log_writer.add_scalar("train/lr", lr, x)
+    dist.average_buffers(model)
+    stats = {name: total / max(steps, 1) for name, total in sums.items()}
+    stats["lr"] = lr
+    return stats
+
+
+@torch.no_grad()
+def predict(model, data_loader, device, amp="none", gather=False):
+    """Run the model over a loader; returns numpy arrays keyed by name, one row per clip.
+
+    With `gather`, each rank's rows are collected on every rank and the padding
+    duplicates of DistributedSampler are dropped (by clip index).
+    """
+    model.eval()
+    rows = defaultdict(list)
+    for waveforms, rirs, labels, spatial, clip_index, rir_index in progress(data_loader, "eval"):
+        with autocast(device, amp):
+            events, distance, azimuth, elevation = model(waveforms.to(device), rirs.to(device))
+        rows["scores"].append(torch.sigmoid(events.float()))
+        rows["labels"].append(labels.to(device))
+        rows["distance_prob"].append(distance.float().softmax(-1))
+        rows["azimuth_prob"].append(azimuth.float().softmax(-1))
+        rows["elevation_prob"].append(elevation.float().softmax(-1))
+        rows["spatial"].append(spatial.to(device))
+        rows["clip_index"].append(torch.as_tensor(clip_index, device=device))
+        rows["rir_index"].append(torch.as_tensor(rir_index, device=device))
+    if not rows:
+        raise ValueError("the evaluation loader produced no batch; is the evaluation set empty?")
+    merged = {name: torch.cat(parts) for name, parts in rows.items()}
+    if gather:
+        merged = {name: dist.all_gather_variable(tensor) for name, tensor in merged.items()}
+    out = {name: tensor.cpu().numpy() for name, tensor in merged.items()}
+    _, first = np.unique(out["clip_index"], return_index=True)
+    return {name: array[first] for name, array in out.items()}
+
+
+def score(predictions):
+    """The paper's metrics (percent, degrees) from `predict`'s output."""
+    mAP, num_classes, class_ap = metrics.mean_average_precision(predictions["scores"], predictions["labels"])
+    spatial = predictions["spatial"]
+    result = {"mAP": mAP}
+    result.update(metrics.spatial_metrics(
+        predictions["azimuth_prob"].argmax(1), predictions["elevation_prob"].argmax(1),
+        spatial[:, 1], spatial[:, 2],
+        predictions["distance_prob"].argmax(1), spatial[:, 0]))
+    result["num_classes_evaluated"] = int(num_classes)
+    return result, class_ap
+
+
+def evaluate(model, data_loader, device, amp="none", gather=False):
+    """Predict and score; returns (metrics dict, per-class AP, predictions)."""
+    predictions = predict(model, data_loader, device, amp, gather)
+    result, class_ap = score(predictions)
+    return result, class_ap, predictions

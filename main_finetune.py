@@ -1,0 +1,326 @@
+"""Fine-tune or evaluate Spatial-AST.
+
+One process:   python main_finetune.py --audioset_train ... [--eval]
+Many:          torchrun --nproc_per_node N main_finetune.py ...
+See scripts/ for the paper's recipes and README.md for the data layout.
+"""
+import argparse
+import datetime
+import json
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+import engine_finetune as engine
+from dataset.audio import DataError
+from dataset.metadata import load_class_table, load_room_impulses, load_weights
+from dataset.samplers import WeightedDistributedSampler
+from dataset.spatial_dataset import SpatialSoundDataset
+from models import MODELS, create_model
+from util import dist, metrics
+from util.checkpoint import CheckpointError, load_checkpoint, load_pretrained, model_state_dict, save_checkpoint
+from util.lr import param_groups_layer_decay
+from util.report import write_eval_report
+
+log = logging.getLogger("spatial_ast")
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser("Spatial-AST fine-tuning and evaluation")
+    # optimisation
+    p.add_argument("--batch_size", type=int, default=4, help="batch size per process")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--accum_iter", type=int, default=1, help="gradient accumulation steps")
+    p.add_argument("--lr", type=float, default=None, help="absolute learning rate (default: blr * batch / 256)")
+    p.add_argument("--blr", type=float, default=2e-3, help="base lr: lr = blr * effective batch / 256")
+    p.add_argument("--min_lr", type=float, default=1e-6, help="lr at the end of the cosine")
+    p.add_argument("--warmup_epochs", type=float, default=4)
+    p.add_argument("--layer_decay", type=float, default=0.75, help="layer-wise lr decay (BEiT)")
+    p.add_argument("--weight_decay", type=float, default=5e-4)
+    p.add_argument("--clip_grad", type=float, default=None, help="gradient norm clip (default: off)")
+    p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none",
+                   help="autocast precision; fp16 adds a GradScaler")
+    p.add_argument("--event_loss_weight", type=float, default=1250.0)
+    p.add_argument("--distance_loss_weight", type=float, default=1.0)
+    p.add_argument("--direction_loss_weight", type=float, default=2.0, help="weight of azimuth + elevation CE")
+    # model
+    p.add_argument("--model", default="build_AST", choices=sorted(MODELS))
+    p.add_argument("--nb_classes", type=int, default=355, help="must match the class csv")
+    p.add_argument("--drop_path", type=float, default=0.1)
+    p.add_argument("--freqm", type=int, default=48, help="SpecAugment frequency mask width (0: off)")
+    p.add_argument("--timem", type=int, default=192, help="SpecAugment time mask width (0: off)")
+    p.add_argument("--mask_t_prob", type=float, default=0.0, help="share of time rows of tokens dropped")
+    p.add_argument("--mask_f_prob", type=float, default=0.0, help="share of frequency columns of tokens dropped")
+    p.add_argument("--mask_2d", action=argparse.BooleanOptionalAction, default=True,
+                   help="drop whole token rows/columns (default) or, with --no-mask_2d, "
+                        "random tokens at rate mask_t_prob")
+    p.add_argument("--finetune", default="", help="initialise from an AudioMAE or Spatial-AST checkpoint")
+    p.add_argument("--resume", default="", help="continue a run from its checkpoint-last.pth")
+    p.add_argument("--start_epoch", type=int, default=0)
+    # data
+    p.add_argument("--dataset", default="audioset", help="dataset name, recorded with the results")
+    p.add_argument("--audio_path_root", default="", help="folder holding <folder>/<id>.wav")
+    p.add_argument("--audioset_train", default="", help="training clip json")
+    p.add_argument("--audioset_eval", default="", help="evaluation clip json")
+    p.add_argument("--label_csv", default="", help="class csv: index,mid,display_name")
+    p.add_argument("--weight_csv", default="", help="per-clip sampling weights (with --weight_sampler)")
+    p.add_argument("--reverb_path_root", default="", help="folder holding <reverb_type>/<fname>")
+    p.add_argument("--reverb_type", default="binaural", choices=["binaural", "mono"])
+    p.add_argument("--reverb_train", "--reverb_train_json", dest="reverb_train", default="")
+    p.add_argument("--reverb_val", "--reverb_val_json", dest="reverb_val", default="")
+    p.add_argument("--audio_normalize", action="store_true", help="scale every clip to -14 dBFS RMS")
+    p.add_argument("--mixup", type=float, default=0.0, help="probability of mixing a second clip in")
+    p.add_argument("--roll_mag_aug", action="store_true", help="random circular shift and gain")
+    p.add_argument("--weight_sampler", action="store_true", help="sample clips by --weight_csv")
+    p.add_argument("--epoch_len", type=int, default=200000, help="clips per epoch with --distributed_wrapper")
+    p.add_argument("--distributed_wrapper", action="store_true",
+                   help="weighted sampling: one global draw of --epoch_len clips dealt to the ranks")
+    p.add_argument("--replacement", action="store_true", help="weighted sampling with replacement")
+    p.add_argument("--num_workers", type=int, default=8)
+    p.add_argument("--pin_mem", action=argparse.BooleanOptionalAction, default=True,
+                   help="pin host memory for faster copies to the GPU (CUDA only)")
+    # run
+    p.add_argument("--output_dir", default="./outputs")
+    p.add_argument("--log_dir", default=None, help="TensorBoard folder (default: output_dir)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval", action="store_true", help="evaluate --finetune/--resume weights and exit")
+    p.add_argument("--dist_eval", action="store_true", help="split evaluation across processes")
+    p.add_argument("--first_eval_ep", type=int, default=0, help="first epoch that is evaluated")
+    return p
+
+
+def check_args(args):
+    """Refuse bad flag combinations before anything expensive starts."""
+    needed = ["audio_path_root", "audioset_eval", "label_csv", "reverb_path_root", "reverb_val"]
+    if not args.eval:
+        needed += ["audioset_train", "reverb_train"] + (["weight_csv"] if args.weight_sampler else [])
+    missing = [f"--{name}" for name in needed if not getattr(args, name)]
+    if missing:
+        raise SystemExit(f"error: missing {', '.join(missing)} (see README.md, 'Data')")
+    if args.eval and not (args.finetune or args.resume):
+        raise SystemExit("error: --eval needs weights: pass --finetune CKPT (or --resume CKPT)")
+    for name in ("mask_t_prob", "mask_f_prob", "mixup"):
+        if not 0.0 <= getattr(args, name) < 1.0 + (name == "mixup"):
+            raise SystemExit(f"error: --{name} must be in [0, 1), got {getattr(args, name)}")
+    if args.batch_size < 1 or args.accum_iter < 1 or args.epochs < 1:
+        raise SystemExit("error: --batch_size, --accum_iter and --epochs must be positive")
+
+
+def build_datasets(args, classes):
+    common = dict(audio_root=args.audio_path_root, classes=classes, reverb_root=args.reverb_path_root,
+                  reverb_type=args.reverb_type, normalize=args.audio_normalize)
+    val = SpatialSoundDataset(args.audioset_eval, reverb_json=args.reverb_val, train=False, **common)
+    train = None
+    if not args.eval:
+        train = SpatialSoundDataset(args.audioset_train, reverb_json=args.reverb_train, train=True,
+                                    mixup=args.mixup, roll_mag_aug=args.roll_mag_aug, **common)
+    for dataset in (val, train):  # decode one item now rather than fail inside a worker later
+        if dataset is not None:
+            dataset[0]
+    return train, val
+
+
+def build_loaders(args, train_set, val_set, device):
+    world, rank = dist.get_world_size(), dist.get_rank()
+    loader = dict(batch_size=args.batch_size, num_workers=args.num_workers,
+                  pin_memory=args.pin_mem and device.type == "cuda",
+                  persistent_workers=args.num_workers > 0)
+    if args.dist_eval and world > 1:
+        val_sampler = DistributedSampler(val_set, world, rank, shuffle=False)
+    else:
+        val_sampler = torch.utils.data.SequentialSampler(val_set)
+    val_loader = DataLoader(val_set, sampler=val_sampler, drop_last=False, **loader)
+    if train_set is None:
+        return None, val_loader
+    if args.weight_sampler:
+        weights = load_weights(args.weight_csv, len(train_set))
+        sampler = WeightedDistributedSampler(weights, args.epoch_len, world, rank, args.replacement,
+                                             global_draw=args.distributed_wrapper, seed=args.seed)
+    else:
+        sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=args.seed)
+    train_loader = DataLoader(train_set, sampler=sampler, drop_last=True, **loader)
+    if len(train_loader) == 0:
+        raise SystemExit(f"error: {len(sampler)} training clips per process is less than one batch "
+                         f"of {args.batch_size}")
+    return train_loader, val_loader
+
+
+def build_model(args, num_channels):
+    return create_model(args.model, num_classes=args.nb_classes, drop_path_rate=args.drop_path,
+                        num_channels=num_channels, freqm=args.freqm, timem=args.timem, mask_2d=args.mask_2d)
+
+
+def chance_levels(args, classes, train_set, val_set):
+    """Metrics of the best constant prediction learned from the training labels, or None."""
+    if not (args.audioset_train and args.reverb_train):
+        return None
+    try:
+        train_labels = (train_set or SpatialSoundDataset(
+            args.audioset_train, args.audio_path_root, classes, args.reverb_train, args.reverb_path_root,
+            args.reverb_type, train=False, check_files=False)).label_matrix()
+        train_spatial = np.array([(r.distance, r.azimuth, r.elevation) for r in load_room_impulses(
+            args.reverb_train, args.reverb_path_root, args.reverb_type, check_files=False)])
+    except DataError as error:
+        log.warning("no chance levels: %s", error)
+        return None
+    eval_spatial = val_set.spatial_targets()[val_set.eval_rir_index]
+    return metrics.chance_metrics(train_labels, train_spatial[:, 1], train_spatial[:, 2], train_spatial[:, 0],
+                                  val_set.label_matrix(), eval_spatial[:, 1], eval_spatial[:, 2], eval_spatial[:, 0])
+
+
+def format_metrics(result):
+    return (f"mAP {result['mAP']:.2f}  ER20 {result['ER20']:.2f}%  MAE {result['MAE']:.2f} deg  "
+            f"DER {result['DER']:.2f}%")
+
+
+def run_evaluation(args, model, val_loader, device, chance, report=False):
+    """Evaluate; rank 0 logs the metrics, writes metrics.json and, with `report`, the full report."""
+    result, class_ap, predictions = engine.evaluate(model, val_loader, device, args.amp,
+                                                    gather=args.dist_eval and dist.get_world_size() > 1)
+    if dist.is_main_process():
+        log.info("evaluation on %d clips: %s", result["num_clips"], format_metrics(result))
+        if chance:
+            log.info("chance (best constant prediction): %s", format_metrics(chance))
+        summary = {**result, "dataset": args.dataset, "reverb_type": args.reverb_type}
+        if chance:
+            summary["chance"] = chance
+        with open(os.path.join(args.output_dir, "metrics.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        if report:
+            from torch.utils.tensorboard import SummaryWriter  # slow import; rank 0 only
+            with SummaryWriter(log_dir=args.log_dir or args.output_dir) as writer:
+                written = write_eval_report(args.output_dir, result, class_ap, predictions, val_loader.dataset, writer)
+            log.info("report: %s", ", ".join(os.path.basename(p) for p in written))
+    return result
+
+
+def checkpoint_state(model, optimizer, scaler, epoch, args, classes, best_map):
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+            "scaler": scaler.state_dict(), "args": vars(args), "classes": classes.as_records(),
+            "best_mAP": best_map}
+
+
+def resume(args, model, optimizer, scaler):
+    """Restore model, optimizer, scaler and epoch; returns the best mAP seen so far."""
+    checkpoint = load_checkpoint(args.resume)
+    model.load_state_dict(model_state_dict(checkpoint, args.resume))
+    if args.eval:
+        return 0.0
+    if "optimizer" not in checkpoint or "epoch" not in checkpoint:
+        raise CheckpointError(f"{args.resume}: holds no optimizer state or epoch; "
+                              f"use --finetune to start a new run from its weights")
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    if checkpoint.get("scaler"):
+        scaler.load_state_dict(checkpoint["scaler"])
+    args.start_epoch = int(checkpoint["epoch"]) + 1
+    log.info("resumed from %s at epoch %d", args.resume, args.start_epoch)
+    return float(checkpoint.get("best_mAP", 0.0))
+
+
+def main(args):
+    """Train (or with --eval, evaluate); returns the model, unwrapped from DDP."""
+    device = dist.resolve_device(args.device)
+    dist.init_distributed(device)
+    logging.basicConfig(level=logging.INFO if dist.is_main_process() else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    torch.manual_seed(args.seed + dist.get_rank())
+    np.random.seed(args.seed + dist.get_rank())
+    os.makedirs(args.output_dir, exist_ok=True)
+
+    classes = load_class_table(args.label_csv)
+    if len(classes) != args.nb_classes:
+        raise SystemExit(f"error: --nb_classes {args.nb_classes} but {args.label_csv} lists {len(classes)} classes")
+    train_set, val_set = build_datasets(args, classes)
+    train_loader, val_loader = build_loaders(args, train_set, val_set, device)
+    chance = chance_levels(args, classes, train_set, val_set) if dist.is_main_process() else None
+
+    model = build_model(args, num_channels=val_set.channels)
+    if args.finetune and args.eval:
+        model.load_state_dict(model_state_dict(load_checkpoint(args.finetune), args.finetune))
+    elif args.finetune:
+        load_pretrained(model, args.finetune)
+    model.to(device)
+    log.info("model %s: %.2f M trainable parameters", args.model,
+             sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6)
+
+    effective_batch = args.batch_size * args.accum_iter * dist.get_world_size()
+    if args.lr is None:
+        args.lr = args.blr * effective_batch / 256
+    optimizer = torch.optim.AdamW(param_groups_layer_decay(model, args.weight_decay, args.layer_decay,
+                                                           model.no_weight_decay()), lr=args.lr)
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
+    best_map = resume(args, model, optimizer, scaler) if args.resume else 0.0
+
+    ddp_model = model
+    if dist.is_distributed():
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    if args.eval:
+        run_evaluation(args, model, val_loader, device, chance, report=True)
+        return model
+
+    log_writer = None
+    if dist.is_main_process():
+        from torch.utils.tensorboard import SummaryWriter  # slow import; rank 0 only
+        log_writer = SummaryWriter(log_dir=args.log_dir or args.output_dir)
+    log.info("lr %.2e (blr %.2e x effective batch %d / 256), %d steps per epoch",
+             args.lr, args.lr * 256 / effective_batch, effective_batch, len(train_loader))
+    start = time.time()
+    for epoch in range(args.start_epoch, args.epochs):
+        train_loader.sampler.set_epoch(epoch)
+        try:
+            train_stats = engine.train_one_epoch(ddp_model, train_loader, optimizer, scaler, device, epoch, args,
+                                                 log_writer)
+        except engine.NonFiniteLossError as error:
+            last = os.path.join(args.output_dir, "checkpoint-last.pth")
+            kept = f"the last good checkpoint is {last}" if os.path.exists(last) else "no checkpoint was written yet"
+            raise SystemExit(f"error: {error}; training stopped, {kept}. "
+                             f"Try a lower --blr, --clip_grad, or --amp bf16 instead of fp16.") from None
+        record = {"epoch": epoch, **{f"train_{k}": v for k, v in train_stats.items()}}
+        if epoch >= args.first_eval_ep or epoch == args.epochs - 1:
+            result = run_evaluation(args, model, val_loader, device, chance)
+            record.update({f"test_{k}": v for k, v in result.items()})
+            is_best = result["mAP"] > best_map
+            best_map = max(best_map, result["mAP"])
+        else:
+            is_best = False
+        if dist.is_main_process():
+            state = checkpoint_state(model, optimizer, scaler, epoch, args, classes, best_map)
+            save_checkpoint(os.path.join(args.output_dir, "checkpoint-last.pth"), state)
+            if is_best:
+                save_checkpoint(os.path.join(args.output_dir, "checkpoint-best.pth"), state)
+            for name, value in record.items():
+                if name != "epoch" and isinstance(value, (int, float)):
+                    log_writer.add_scalar(name.replace("_", "/", 1), value, epoch)
+            log_writer.flush()
+            with open(os.path.join(args.output_dir, "log.txt"), "a") as f:
+                f.write(json.dumps(record) + "\n")
+        dist.barrier()
+    if log_writer is not None:
+        log_writer.close()
+    log.info("training done in %s, best mAP %.2f", datetime.timedelta(seconds=int(time.time() - start)), best_map)
+    return model
+
+
+def run(argv=None):
+    args = get_args_parser().parse_args(argv)
+    check_args(args)
+    try:
+        main(args)
+        return 0
+    except (DataError, CheckpointError) as error:
+        # A DataLoader worker's error arrives with its traceback in the message: keep the last line.
+        raise SystemExit(f"error: {str(error).strip().splitlines()[-1]}") from None
+    finally:
+        dist.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(run())

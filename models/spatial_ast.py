@@ -1,0 +1,258 @@
+"""Spatial-AST: a binaural audio encoder for sound events, distance and direction.
+
+waveform [B, 1, T] (*) room impulse response [B, C, N]
+  -> STFT per ear -> log-mel (BatchNorm) and IPD cos/sin on the mel basis
+  -> 4 x 1024 x 128 "image" -> conv3x3 + BN + GELU -> 1 x 1024 x 128
+  -> 16x16 patches (64 x 8 = 512 tokens) + fixed sin-cos positions
+  -> 3 CLS tokens + ViT blocks -> distance / direction / event heads.
+
+State-dict keys follow the published checkpoint (see README), so `finetuned.pth`
+loads with `strict=True`.
+"""
+import math
+from functools import partial
+
+import torch
+import torch.nn as nn
+from timm.models.vision_transformer import Block
+
+from dataset.spatial import NUM_AZIMUTH_CLASSES, NUM_DISTANCE_CLASSES, NUM_ELEVATION_CLASSES
+from models import frontend
+from models.pos_embed import sincos_2d
+
+# Frozen front-end tensors of the published checkpoint (torchlibrosa's DFT convolution
+# and mel matrix). This model computes them itself; the load hook checks and drops them.
+FROZEN_FRONTEND_KEYS = (
+    "spectrogram_extractor.conv_real.weight",
+    "spectrogram_extractor.conv_imag.weight",
+    "logmel_extractor.melW",
+)
+TARGET_FRAMES = 1024  # 10.24 s of hop-320 frames: the encoder's fixed time extent
+DIS_TOKEN, DOA_TOKEN, EVENT_TOKEN = 0, 1, 2
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping square patches of a one-channel [B, 1, time, freq] map."""
+
+    def __init__(self, image_size, patch_size, embed_dim):
+        super().__init__()
+        self.proj = nn.Conv2d(1, embed_dim, kernel_size=patch_size, stride=patch_size)
+        self.grid_size = (image_size[0] // patch_size, image_size[1] // patch_size)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+
+    def forward(self, x):
+        return self.proj(x).flatten(2).transpose(1, 2)  # [B, rows * cols, D], time-major
+
+
+def drop_token_rows(x, grid_size, mask_t_prob, mask_f_prob):
+    """Drop whole time rows and frequency columns of the token grid (AudioMAE 2-D masking).
+
+    x: [B, rows * cols, D] in time-major order. Each example keeps its own random
+    int(rows * (1 - mask_t_prob)) rows and int(cols * (1 - mask_f_prob)) columns.
+    """
+    batch, _, dim = x.shape
+    rows, cols = grid_size
+    keep_rows = int(rows * (1 - mask_t_prob))
+    keep_cols = int(cols * (1 - mask_f_prob))
+    x = x.reshape(batch, rows, cols, dim)
+    row_ids = torch.rand(batch, rows, device=x.device).argsort(dim=1)[:, :keep_rows]
+    x = torch.gather(x, 1, row_ids[:, :, None, None].expand(-1, -1, cols, dim))
+    col_ids = torch.rand(batch, cols, device=x.device).argsort(dim=1)[:, :keep_cols]
+    x = torch.gather(x, 2, col_ids[:, None, :, None].expand(-1, keep_rows, -1, dim))
+    return x.reshape(batch, keep_rows * keep_cols, dim)
+
+
+def drop_random_tokens(x, mask_prob):
+    """Keep a random int(L * (1 - mask_prob)) of the L tokens of each example."""
+    batch, length, dim = x.shape
+    keep = int(length * (1 - mask_prob))
+    ids = torch.rand(batch, length, device=x.device).argsort(dim=1)[:, :keep]
+    return torch.gather(x, 1, ids[:, :, None].expand(-1, -1, dim))
+
+
+class SpatialAST(nn.Module):
+    def __init__(self, num_classes=355, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0,
+                 qkv_bias=True, drop_path_rate=0.1, num_channels=2, freqm=48, timem=192,
+                 patch_size=16, num_cls_tokens=3, mask_2d=True):
+        super().__init__()
+        if num_channels not in (1, 2):
+            raise ValueError(f"num_channels must be 1 (mono) or 2 (binaural), got {num_channels}")
+        if num_cls_tokens != 3:
+            raise ValueError("Spatial-AST uses exactly 3 CLS tokens (distance, direction, events)")
+        norm_layer = partial(nn.LayerNorm, eps=1e-6)
+        self.num_channels = num_channels
+        self.num_classes = num_classes
+        self.freqm, self.timem = freqm, timem
+        self.mask_2d = mask_2d
+
+        self.register_buffer("window", torch.hann_window(frontend.N_FFT), persistent=False)
+        self.register_buffer("mel", frontend.mel_matrix(), persistent=False)
+        # Binaural: left/right log-mel + IPD cos/sin; mono: log-mel only.
+        feature_channels = 4 if num_channels == 2 else 1
+        self.bn = nn.BatchNorm2d(num_channels, affine=False)
+        self.conv_downsample = nn.Sequential(
+            nn.Conv2d(feature_channels, 1, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(1),
+            nn.GELU(),
+        )
+
+        self.patch_embed = PatchEmbed((TARGET_FRAMES, frontend.N_MELS), patch_size, embed_dim)
+        self.pos_embed = nn.Parameter(sincos_2d(embed_dim, self.patch_embed.grid_size), requires_grad=False)
+        self.cls_tokens = nn.Parameter(torch.zeros(1, num_cls_tokens, embed_dim))
+        drop_path = torch.linspace(0, drop_path_rate, depth).tolist()
+        self.blocks = nn.ModuleList([
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, drop_path=drop_path[i], norm_layer=norm_layer)
+            for i in range(depth)
+        ])
+        self.dis_norm = norm_layer(embed_dim)
+        self.doa_norm = norm_layer(embed_dim)
+        self.fc_norm = norm_layer(embed_dim)
+        self.head = nn.Linear(embed_dim, num_classes)
+        self.distance_head = nn.Linear(embed_dim, NUM_DISTANCE_CLASSES)
+        self.azimuth_head = nn.Linear(embed_dim, NUM_AZIMUTH_CLASSES)
+        self.elevation_head = nn.Linear(embed_dim, NUM_ELEVATION_CLASSES)
+
+        self._init_weights()
+        self.register_load_state_dict_pre_hook(_drop_frozen_frontend_keys)
+
+    def _init_weights(self):
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        weight = self.patch_embed.proj.weight.data
+        nn.init.xavier_uniform_(weight.view(weight.shape[0], -1))
+        nn.init.normal_(self.cls_tokens, std=0.02)
+        # Near-zero heads: the first steps start from uniform class posteriors.
+        for head in (self.head, self.distance_head, self.azimuth_head, self.elevation_head):
+            nn.init.trunc_normal_(head.weight, std=2e-5)
+
+    def no_weight_decay(self):
+        return {"pos_embed"}
+
+    def forward(self, waveforms, reverbs, mask_t_prob=0.0, mask_f_prob=0.0):
+        """Logits (events, distance, azimuth, elevation) for mono clips [B, 1, T] heard through
+        room impulse responses [B, C, N] (C = 2: left, right ear; C = 1: mono)."""
+        if waveforms.dim() != 3 or waveforms.shape[1] != 1:
+            raise ValueError(f"waveforms must be [batch, 1, samples], got {list(waveforms.shape)}")
+        if reverbs.dim() != 3 or reverbs.shape[0] != waveforms.shape[0] or reverbs.shape[1] != self.num_channels:
+            raise ValueError(f"reverbs must be [batch={waveforms.shape[0]}, channels={self.num_channels}, "
+                             f"samples], got {list(reverbs.shape)}")
+        with torch.autocast(waveforms.device.type, enabled=False):
+            audio = frontend.fft_convolve(waveforms.float(), reverbs.float())
+        return self.forward_audio(audio, mask_t_prob, mask_f_prob)
+
+    def forward_audio(self, audio, mask_t_prob=0.0, mask_f_prob=0.0):
+        """Logits for audio as it reaches the ears: [B, C, T], e.g. a binaural recording."""
+        x = self.conv_downsample(self.features(audio))
+        if self.training:
+            x = frontend.spec_augment(x, self.freqm, self.timem)
+        x = self.patch_embed(x) + self.pos_embed[:, 1:, :]
+        if self.training and self.mask_2d and (mask_t_prob > 0 or mask_f_prob > 0):
+            x = drop_token_rows(x, self.patch_embed.grid_size, mask_t_prob, mask_f_prob)
+        elif self.training and mask_t_prob > 0:
+            x = drop_random_tokens(x, mask_t_prob)
+        x = torch.cat([self.cls_tokens.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
+        for block in self.blocks:
+            x = block(x)
+        doa = self.doa_norm(x[:, DOA_TOKEN])
+        return (
+            self.head(self.fc_norm(x[:, EVENT_TOKEN])),
+            self.distance_head(self.dis_norm(x[:, DIS_TOKEN])),
+            self.azimuth_head(doa),
+            self.elevation_head(doa),
+        )
+
+    def features(self, audio):
+        """Front end: ear signals [B, C, T] -> [B, 4 or 1, 1024, 128] (normalised log-mels, IPD), float32."""
+        if audio.dim() != 3 or audio.shape[1] != self.num_channels:
+            raise ValueError(f"audio must be [batch, channels={self.num_channels}, samples], got {list(audio.shape)}")
+        with torch.autocast(audio.device.type, enabled=False):
+            spec = frontend.stft(audio.float(), self.window)  # [B, C, frames, 513]
+            x = self.bn(frontend.log_mel(spec, self.mel))
+            if self.num_channels == 2:
+                x = torch.cat([x, frontend.interaural_phase(spec, self.mel)], dim=1)
+            frames = x.shape[2]
+            if frames > TARGET_FRAMES:
+                raise ValueError(f"input of {audio.shape[-1]} samples gives {frames} frames; "
+                                 f"the encoder takes at most {TARGET_FRAMES} (10.24 s at 32 kHz)")
+            if frames < TARGET_FRAMES:
+                x = nn.functional.interpolate(x, (TARGET_FRAMES, x.shape[3]), mode="bicubic", align_corners=True)
+        return x
+
+
+def _drop_frozen_frontend_keys(module, state_dict, prefix, *args):
+    """Accept the published checkpoint's frozen STFT/mel tensors after checking them."""
+    expected = _frozen_frontend_reference(module)
+    for name in FROZEN_FRONTEND_KEYS:
+        key = prefix + name
+        if key not in state_dict:
+            continue
+        tensor = state_dict.pop(key).float()
+        reference = expected[name]
+        if tensor.shape != reference.shape or not torch.allclose(tensor, reference, atol=2e-3, rtol=2e-3):
+            raise ValueError(
+                f"checkpoint key {key!r} (shape {list(tensor.shape)}) does not match this model's front end "
+                f"(a {frontend.N_FFT}-point Hann STFT, hop {frontend.HOP_LENGTH}, and the librosa mel matrix "
+                f"sr={frontend.SAMPLE_RATE} n_mels={frontend.N_MELS} fmin={frontend.F_MIN:g} fmax={frontend.F_MAX:g}, "
+                f"shape {list(reference.shape)}); the checkpoint was made with other audio settings")
+
+
+def _frozen_frontend_reference(module):
+    n = torch.arange(frontend.N_FFT, dtype=torch.float64)
+    k = torch.arange(frontend.N_FFT // 2 + 1, dtype=torch.float64)
+    angle = 2 * math.pi * k[:, None] * n[None, :] / frontend.N_FFT
+    window = module.window.double().cpu()
+    return {
+        "spectrogram_extractor.conv_real.weight": (torch.cos(angle) * window).float().unsqueeze(1),
+        "spectrogram_extractor.conv_imag.weight": (-torch.sin(angle) * window).float().unsqueeze(1),
+        "logmel_extractor.melW": module.mel.cpu(),
+    }
+
+
+def build_AST(**kwargs):
+    """ViT-B Spatial-AST (the paper's model); keyword arguments override the defaults."""
+    config = dict(embed_dim=768, depth=12, num_heads=12)
+    config.update(kwargs)
+    return SpatialAST(**config)
+
+
+def build_AST_small(**kwargs):
+    return build_AST(**{"embed_dim": 384, "depth": 12, "num_heads": 6, **kwargs})
+
+
+def build_AST_tiny(**kwargs):
+    return build_AST(**{"embed_dim": 192, "depth": 4, "num_heads": 3, **kwargs})
+
+
+MODELS = {
+    "build_AST": build_AST,
+    "build_AST_small": build_AST_small,
+    "build_AST_tiny": build_AST_tiny,
+    "vit_base_patch16": build_AST,  # upstream's name for the same model
+}
+
+
+def create_model(name, **kwargs):
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+def config_from_state_dict(state_dict):
+    """Architecture of a Spatial-AST state dict, read from tensor shapes."""
+    for key in ("pos_embed", "head.weight", "conv_downsample.0.weight"):
+        if key not in state_dict:
+            raise ValueError(f"not a Spatial-AST state dict: key {key!r} is missing")
+    embed_dim = state_dict["pos_embed"].shape[-1]
+    depth = 1 + max(int(k.split(".")[1]) for k in state_dict if k.startswith("blocks."))
+    return {
+        "embed_dim": embed_dim,
+        "depth": depth,
+        "num_heads": max(1, embed_dim // 64),
+        "num_classes": state_dict["head.weight"].shape[0],
+        "num_channels": 2 if state_dict["conv_downsample.0.weight"].shape[1] == 4 else 1,
+    }

@@ -1,0 +1,244 @@
+import os
+import sys
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+
+# Let plain `pytest` (not only `python -m pytest`) import the repository's packages.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from util.metrics import (  # noqa: E402
+    average_precision,
+    chance_metrics,
+    chance_predictions,
+    great_circle_degrees,
+    mean_average_precision,
+    spatial_metrics,
+)
+
+HORIZON = 90  # elevation class of 0 degrees
+
+
+# ---------------------------------------------------------------- average precision
+
+def _sklearn_ap(scores, targets):
+    return np.array([average_precision_score(targets[:, c] > 0.5, scores[:, c])
+                     if (targets[:, c] > 0.5).any() else np.nan for c in range(targets.shape[1])])
+
+
+@pytest.mark.parametrize("decimals", [None, 1])
+def test_ap_matches_sklearn_with_ties_soft_labels_and_empty_class(decimals):
+    rng = np.random.default_rng(0)
+    n, c = 400, 60
+    scores = rng.random((n, c))
+    if decimals is not None:
+        scores = np.round(scores, decimals)  # many tied scores per class
+    targets = (rng.random((n, c)) < rng.uniform(0.01, 0.5, c)).astype(float)
+    targets[:, 7] = 0.0  # a class without positives
+    targets[:, 9] = np.where(targets[:, 9] > 0, 0.8, 0.3)  # soft labels: > 0.5 is positive
+    ap = average_precision(scores, targets)
+    expected = _sklearn_ap(scores, targets)
+    assert np.isnan(ap[7]) and np.isnan(expected).sum() == 1
+    np.testing.assert_allclose(ap, expected, rtol=0, atol=1e-12)
+    assert np.all((ap[~np.isnan(ap)] >= 0) & (ap[~np.isnan(ap)] <= 1))
+
+    mAP, num_classes, per_class = mean_average_precision(scores, targets)
+    assert num_classes == c - 1
+    assert mAP == pytest.approx(100 * np.nanmean(expected), abs=1e-10)
+    np.testing.assert_array_equal(per_class, ap)
+
+
+def test_ap_hand_worked():
+    # Class 0, distinct scores: ranking +, -, +, -.
+    #   precision at the two positives: 1/1 and 2/3 -> AP = (1 + 2/3) / 2 = 5/6.
+    # Class 1, with a tie: scores 0.9 (-), 0.8 (+), 0.8 (-), 0.1 (+).
+    #   thresholds 0.9: R = 0,   P = 0
+    #              0.8: R = 1/2, P = 1/3  (the tied pair is one threshold)
+    #              0.1: R = 1,   P = 2/4
+    #   AP = 1/2 * 1/3 + 1/2 * 1/2 = 5/12.
+    scores = np.array([[0.9, 0.9], [0.8, 0.8], [0.7, 0.8], [0.6, 0.1]])
+    targets = np.array([[1, 0], [0, 1], [1, 0], [0, 1]])
+    np.testing.assert_allclose(average_precision(scores, targets), [5 / 6, 5 / 12], atol=1e-15)
+    mAP, num_classes, _ = mean_average_precision(scores, targets)
+    assert num_classes == 2 and mAP == pytest.approx(100 * (5 / 6 + 5 / 12) / 2)
+
+
+def test_ap_errors():
+    with pytest.raises(ValueError, match="same shape"):
+        average_precision(np.zeros((3, 2)), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="same shape"):
+        average_precision(np.zeros(3), np.zeros(3))
+    with pytest.raises(ValueError, match="empty"):
+        average_precision(np.zeros((0, 2)), np.zeros((0, 2)))
+    with pytest.raises(ValueError, match="NaN"):
+        average_precision(np.array([[np.nan], [0.5]]), np.array([[1], [0]]))
+    with pytest.raises(ValueError, match="no class has a positive"):
+        mean_average_precision(np.random.rand(5, 3), np.zeros((5, 3)))
+
+
+# ---------------------------------------------------------------- great circle
+
+@pytest.mark.parametrize("az1, el1, az2, el2, expected", [
+    (37.0, 12.0, 37.0, 12.0, 0.0),     # same point
+    (0.0, 0.0, 180.0, 0.0, 180.0),     # right vs left on the horizon
+    (90.0, 0.0, 0.0, 0.0, 90.0),       # front vs right
+    (123.0, 90.0, 0.0, 0.0, 90.0),     # straight up vs the horizon
+    (0.0, 90.0, 250.0, 0.0, 90.0),
+    (359.0, 0.0, 1.0, 0.0, 2.0),       # azimuth wrap-around
+    (0.0, 45.0, 180.0, 45.0, 90.0),    # over the top
+    (-90.0, 0.0, 270.0, 0.0, 0.0),     # azimuth any real number
+    (10.0, -30.0, 10.0, 30.0, 60.0),   # along a meridian
+])
+def test_great_circle_hand_values(az1, el1, az2, el2, expected):
+    assert great_circle_degrees(az1, el1, az2, el2) == pytest.approx(expected, abs=1e-12)
+
+
+def test_great_circle_exact_at_extremes_and_matches_unit_vectors():
+    assert great_circle_degrees(37.0, 12.0, 37.0, 12.0) == 0.0
+    assert great_circle_degrees(0.0, 0.0, 180.0, 0.0) == 180.0
+    assert great_circle_degrees(0.0, 0.0, 1e-7, 0.0) == pytest.approx(1e-7, rel=1e-6)
+
+    rng = np.random.default_rng(1)
+    az1, az2 = rng.uniform(-720, 720, (2, 1000))
+    el1, el2 = rng.uniform(-89, 89, (2, 1000))
+
+    def unit(az, el):
+        az, el = np.radians(az), np.radians(el)
+        return np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], -1)
+
+    dots = np.sum(unit(az1, el1) * unit(az2, el2), axis=-1)
+    fine = np.abs(dots) < 0.999  # arccos is accurate away from 0 and 180 degrees
+    expected = np.degrees(np.arccos(dots))
+    got = great_circle_degrees(az1, el1, az2, el2)
+    assert got.shape == (1000,)
+    np.testing.assert_allclose(got[fine], expected[fine], atol=1e-9)
+    assert np.all((got >= 0) & (got <= 180))
+
+
+# ---------------------------------------------------------------- spatial metrics
+
+def test_spatial_metrics_worked_example():
+    # clip  predicted (az, el) true (az, el)  error  distance pred/true  bins off
+    # 0     (90, 0)            (110, 0)       20     4 / 5               1 (not counted)
+    # 1     (0, 0)             (180, 0)       180    2 / 4               2 (counted)
+    # 2     (10, 0)            (31, 0)        21     6 / 6               0
+    # 3     (0, 45)            (180, 45)      90     0 / 0               0
+    # ER20 = 3/4 (20 exactly is not an error), MAE = (20 + 180 + 21 + 90) / 4 = 77.75,
+    # DER = 1/4, distance error = (1 + 2) * 0.5 m / 4 = 0.375 m.
+    az_pred, az_true = [90, 0, 10, 0], [110, 180, 31, 180]
+    el_pred = el_true = [HORIZON, HORIZON, HORIZON, HORIZON + 45]
+    d_pred, d_true = [4, 2, 6, 0], [5, 4, 6, 0]
+    metrics, angles, metres = spatial_metrics(az_pred, el_pred, az_true, el_true, d_pred, d_true,
+                                              per_clip=True)
+    assert metrics["ER20"] == pytest.approx(75.0)
+    assert metrics["MAE"] == pytest.approx(77.75)
+    assert metrics["DER"] == pytest.approx(25.0)
+    assert metrics["distance_error_m"] == pytest.approx(0.375)
+    assert metrics["num_clips"] == 4
+    np.testing.assert_allclose(angles, [20, 180, 21, 90], atol=1e-12)
+    np.testing.assert_allclose(metres, [0.5, 1.0, 0.0, 0.0])
+    assert spatial_metrics(az_pred, el_pred, az_true, el_true, d_pred, d_true) == metrics
+    # every threshold-exact error, whatever the rounding of its trigonometry, is not counted
+    a = np.arange(360)
+    assert spatial_metrics(a, np.full(360, HORIZON), (a + 20) % 360, np.full(360, HORIZON),
+                           np.zeros(360), np.zeros(360))["ER20"] == 0.0
+    e = np.arange(0, 160)
+    assert spatial_metrics(np.full(160, 7), e, np.full(160, 7), e + 20,
+                           np.zeros(160), np.zeros(160))["ER20"] == 0.0
+
+
+def test_spatial_metrics_errors():
+    ok = np.zeros(3, dtype=int)
+    with pytest.raises(ValueError, match="empty"):
+        spatial_metrics([], [], [], [], [], [])
+    with pytest.raises(ValueError, match="elevation_true"):
+        spatial_metrics(ok, ok, ok, np.zeros(4, dtype=int), ok, ok)
+    with pytest.raises(ValueError, match="azimuth_pred must be a 1-D"):
+        spatial_metrics(np.zeros((3, 1), dtype=int), ok, ok, ok, ok, ok)
+    with pytest.raises(ValueError, match="elevation_pred holds class indices outside 0..179"):
+        spatial_metrics(ok, np.array([-10, 0, 0]), ok, ok, ok, ok)
+    with pytest.raises(ValueError, match="distance_true must hold integer"):
+        spatial_metrics(ok, ok, ok, ok, ok, np.array([0.5, 1.0, 2.0]))
+
+
+# ---------------------------------------------------------------- chance level
+
+def _brute_force_direction_error(azimuth, elevation):
+    """Mean great-circle error of every one of the 360 x 180 classes, the slow way."""
+    a, e = np.meshgrid(np.arange(360), np.arange(180), indexing="ij")
+    errors = great_circle_degrees(a[..., None], e[..., None] - 90.0, azimuth, elevation - 90.0)
+    return errors.mean(axis=-1)
+
+
+def test_chance_direction_lands_on_cluster():
+    rng = np.random.default_rng(2)
+    # 60 % of the clips at (az 250, el +30), the rest within 3 degrees: a point holding
+    # at least half the weight is the geometric median, so the constant lands exactly there.
+    az = np.concatenate([np.full(60, 250), 250 + rng.integers(-3, 4, 40)])
+    el = np.concatenate([np.full(60, HORIZON + 30), HORIZON + 30 + rng.integers(-3, 4, 40)])
+    labels = np.zeros((100, 2))
+    constant = chance_predictions(labels, az, el, np.full(100, 3))
+    assert (constant["azimuth"], constant["elevation"]) == (250, HORIZON + 30)
+
+    # near the wrap-around too, and against the brute-force minimum over all classes
+    az = (rng.integers(-6, 7, 30)) % 360
+    el = HORIZON - 10 + rng.integers(-6, 7, 30)
+    constant = chance_predictions(np.zeros((30, 1)), az, el, np.zeros(30, dtype=int))
+    brute = _brute_force_direction_error(az, el)
+    assert brute[constant["azimuth"], constant["elevation"]] == pytest.approx(brute.min(), abs=1e-9)
+    assert great_circle_degrees(constant["azimuth"], constant["elevation"] - 90, 0, -10) <= 6
+
+
+def test_chance_direction_is_global_minimum_for_spread_targets():
+    rng = np.random.default_rng(3)
+    az, el = rng.integers(0, 360, 25), rng.integers(0, 180, 25)
+    constant = chance_predictions(np.zeros((25, 1)), az, el, np.zeros(25, dtype=int))
+    brute = _brute_force_direction_error(az, el)
+    assert brute[constant["azimuth"], constant["elevation"]] == pytest.approx(brute.min(), abs=1e-9)
+
+
+def test_chance_events_and_distance():
+    rng = np.random.default_rng(4)
+    train_labels = (rng.random((200, 5)) < [0.1, 0.2, 0.3, 0.05, 0.5]).astype(float)
+    eval_labels = (rng.random((80, 5)) < [0.1, 0.2, 0.3, 0.0, 0.5]).astype(float)
+    train_labels[:, 1] *= 0.9  # soft labels
+    train_dist = np.array([1, 2, 2, 3, 9] * 40)
+    eval_dist = np.array([2, 3, 4, 6] * 20)
+    train_az, train_el = np.full(200, 90), np.full(200, HORIZON)
+    eval_az, eval_el = np.full(80, 90), np.full(80, HORIZON + 10)
+
+    constant = chance_predictions(train_labels, train_az, train_el, train_dist)
+    np.testing.assert_allclose(constant["event_scores"], (train_labels > 0.5).mean(axis=0))
+    assert constant["distance"] == 2
+    # an even count has two medians; the lower one is taken (both minimise the error)
+    assert chance_predictions(np.zeros((4, 1)), np.zeros(4, int), np.zeros(4, int),
+                              [1, 2, 3, 4])["distance"] == 2
+
+    # every eval clip gets the same scores, so each class's AP is its eval prevalence
+    scores = np.broadcast_to(constant["event_scores"], eval_labels.shape)
+    ap = average_precision(scores, eval_labels)
+    present = eval_labels.any(axis=0)
+    np.testing.assert_allclose(ap[present], eval_labels.mean(axis=0)[present], atol=1e-12)
+
+    metrics = chance_metrics(train_labels, train_az, train_el, train_dist,
+                             eval_labels, eval_az, eval_el, eval_dist)
+    assert set(metrics) >= {"mAP", "ER20", "MAE", "DER", "distance_error_m"}
+    assert metrics["mAP"] == pytest.approx(100 * eval_labels.mean(axis=0)[present].mean())
+    assert metrics["MAE"] == pytest.approx(10.0) and metrics["ER20"] == 0.0
+    # eval distance bins off from 2: 0, 1, 2, 4 -> DER 50 %, mean 1.75 bins = 0.875 m
+    assert metrics["DER"] == pytest.approx(50.0)
+    assert metrics["distance_error_m"] == pytest.approx(0.875)
+
+
+def test_chance_errors():
+    with pytest.raises(ValueError, match="train_labels"):
+        chance_predictions(np.zeros(3), [0, 0], [0, 0], [0, 0])
+    # labels come from clips and directions from impulse responses: lengths may differ
+    assert chance_predictions(np.zeros((3, 2)), [0, 0], [90, 90], [4, 4])["distance"] == 4
+    with pytest.raises(ValueError, match="empty"):
+        chance_predictions(np.zeros((0, 2)), [], [], [])
+    with pytest.raises(ValueError, match="eval_labels"):
+        chance_metrics(np.eye(3), [0, 1, 2], [90] * 3, [1] * 3, np.eye(2), [0, 1], [90] * 2, [1] * 2)
+    with pytest.raises(ValueError, match="eval_distance"):
+        chance_metrics(np.eye(3), [0, 1, 2], [90] * 3, [1] * 3, np.eye(3), [0, 1, 2], [90] * 3, [1] * 2)

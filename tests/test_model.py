@@ -1,0 +1,169 @@
+"""The model: published-checkpoint compatibility, numerical parity, front-end conventions."""
+import json
+import math
+import os
+
+import pytest
+import torch
+
+from conftest import REFERENCE
+from models import build_AST, build_AST_small, build_AST_tiny, config_from_state_dict, create_model
+from models.frontend import fft_convolve, interaural_phase, mask_along, stft
+from models.pos_embed import sincos_2d
+from models.spatial_ast import FROZEN_FRONTEND_KEYS, drop_token_rows
+
+MANIFEST = os.path.join(REFERENCE, "spatial_ast_base_state_dict.json")
+PARITY = os.path.join(REFERENCE, "spatial_ast_depth1_parity.pt")
+
+
+@pytest.fixture(scope="module")
+def parity():
+    fixture = torch.load(PARITY, weights_only=True)
+    fixture["state_dict"] = {k: v.float() if v.is_floating_point() else v for k, v in fixture["state_dict"].items()}
+    return fixture
+
+
+def test_base_model_has_every_learned_key_of_the_published_checkpoint():
+    with open(MANIFEST) as f:
+        manifest = json.load(f)
+    state = build_AST(num_classes=355).state_dict()
+    learned = {k: v for k, v in manifest.items() if k not in FROZEN_FRONTEND_KEYS}
+    assert {k: list(v.shape) for k, v in state.items()} == learned
+
+
+def test_strict_load_of_a_state_dict_with_exactly_the_manifest_keys():
+    with open(MANIFEST) as f:
+        manifest = json.load(f)
+    model = build_AST(num_classes=355)
+    frozen = _published_frozen_tensors(model)
+    state = {k: frozen[k] if k in frozen else torch.zeros(shape) for k, shape in manifest.items()}
+    state = {k: v.long() if k.endswith("num_batches_tracked") else v for k, v in state.items()}
+    assert set(state) == set(manifest)
+    model.load_state_dict(state, strict=True)
+    assert torch.count_nonzero(model.blocks[0].attn.qkv.weight) == 0
+
+
+def test_frozen_frontend_tensors_that_disagree_are_refused(parity):
+    state = dict(parity["state_dict"])
+    state["logmel_extractor.melW"] = state["logmel_extractor.melW"] * 1.5
+    with pytest.raises(ValueError, match="logmel_extractor.melW"):
+        build_AST(num_classes=355, depth=1).load_state_dict(state)
+
+
+def test_depth1_parity_with_the_reference_implementation(parity):
+    model = build_AST(num_classes=355, depth=1).eval()
+    model.load_state_dict(parity["state_dict"], strict=True)
+    with torch.no_grad():
+        outputs = model(parity["inputs"]["waveforms"], parity["inputs"]["reverbs"])
+    for output, (name, expected) in zip(outputs, parity["outputs"].items()):
+        assert output.shape == expected.shape, name
+        assert (output - expected).abs().max().item() < 1e-4, name
+
+
+def test_config_is_read_back_from_a_state_dict():
+    model = build_AST_tiny(num_classes=7, num_channels=1)
+    assert config_from_state_dict(model.state_dict()) == {
+        "embed_dim": 192, "depth": 4, "num_heads": 3, "num_classes": 7, "num_channels": 1}
+
+
+def test_named_configurations_share_the_code_and_differ_in_size():
+    assert build_AST_small().blocks[0].attn.num_heads == 6 and len(build_AST_small().blocks) == 12
+    tiny = build_AST_tiny()
+    assert tiny.pos_embed.shape == (1, 513, 192) and len(tiny.blocks) == 4
+    assert isinstance(create_model("vit_base_patch16", depth=1), type(tiny))
+    with pytest.raises(ValueError, match="unknown model"):
+        create_model("resnet50")
+
+
+def test_position_table_is_initialised_to_the_audiomae_sincos_layout():
+    table = build_AST_tiny().pos_embed[0]
+    dim, cols = 192, 8
+    assert torch.all(table[0] == 0)  # the unused CLS slot
+    row, col = 5, 3
+    token = table[1 + row * cols + col]
+    # first half encodes the frequency column, second half the time row; sin then cos
+    assert token[0].item() == pytest.approx(math.sin(col))
+    assert token[dim // 4].item() == pytest.approx(math.cos(col))
+    assert token[dim // 2].item() == pytest.approx(math.sin(row))
+    assert token[3 * dim // 4].item() == pytest.approx(math.cos(row))
+    assert torch.allclose(sincos_2d(dim, (64, 8)), build_AST_tiny().pos_embed)
+
+
+def test_fft_convolution_equals_direct_convolution_cut_to_the_input_length():
+    torch.manual_seed(0)
+    x, h = torch.randn(2, 1, 300), torch.randn(2, 2, 50)
+    expected = torch.stack([torch.stack([
+        torch.nn.functional.conv1d(x[b:b + 1], h[b, c].flip(-1).view(1, 1, -1), padding=49)[0, 0, :300]
+        for c in range(2)]) for b in range(2)])
+    assert torch.allclose(fft_convolve(x, h), expected, atol=1e-4)
+
+
+def test_ipd_sign_is_right_minus_left():
+    # right ear leads by 4 samples: phase(right) - phase(left) = +2*pi*f*4/sr at bin f
+    t = torch.arange(32000) / 32000
+    tone = torch.sin(2 * math.pi * 500 * t)
+    left, right = tone[:-4], tone[4:]  # right(t) = left(t + 4 samples)
+    spec = stft(torch.stack([left, right]).unsqueeze(0), torch.hann_window(1024))
+    bin_500 = round(500 * 1024 / 32000)
+    identity = torch.zeros(513, 1)
+    identity[bin_500] = 1.0
+    cos_ipd, sin_ipd = interaural_phase(spec, identity)[0, :, 20:-20, 0].mean(-1)
+    expected = 2 * math.pi * 500 * 4 / 32000
+    assert math.atan2(sin_ipd, cos_ipd) == pytest.approx(expected, abs=0.02)
+
+
+def test_mono_model_runs_on_one_channel_and_rejects_two():
+    model = build_AST_tiny(num_classes=3, num_channels=1).eval()
+    assert model.conv_downsample[0].in_channels == 1
+    with torch.no_grad():
+        events, distance, azimuth, elevation = model(torch.randn(1, 1, 32000), torch.randn(1, 1, 100))
+    assert events.shape == (1, 3) and azimuth.shape == (1, 360) and elevation.shape == (1, 180)
+    with pytest.raises(ValueError, match="channels=1"):
+        model(torch.randn(1, 1, 32000), torch.randn(1, 2, 100))
+
+
+def test_too_long_input_is_refused_with_the_limit():
+    with pytest.raises(ValueError, match="at most 1024"):
+        build_AST_tiny().eval()(torch.randn(1, 1, 11 * 32000), torch.randn(1, 2, 10))
+
+
+def test_spec_augment_widths_follow_the_flags():
+    x = torch.ones(64, 1, 1024, 128)
+    masked = mask_along(x, 48, dim=3)
+    widths = (masked[:, 0, 0, :] == 0).sum(-1)
+    assert widths.max() <= 48 and widths.float().mean() > 10  # floor(start + w) - floor(start) <= ceil(w)
+    assert torch.equal(mask_along(x, 0, dim=3), x)
+    model = build_AST_tiny(freqm=7, timem=0)
+    assert (model.freqm, model.timem) == (7, 0)
+
+
+def test_token_dropping_keeps_whole_rows_and_columns():
+    grid = (64, 8)
+    tokens = torch.arange(512).float().view(1, 512, 1).expand(3, -1, 4)
+    kept = drop_token_rows(tokens, grid, 0.25, 0.25)
+    assert kept.shape == (3, 48 * 6, 4)
+    ids = kept[0, :, 0].long()
+    rows, cols = ids // 8, ids % 8
+    assert len(set(rows.tolist())) == 48 and len(set(cols.tolist())) == 6
+    # every kept (row, col) pair is present: a full sub-grid
+    assert len(set(zip(rows.tolist(), cols.tolist()))) == 48 * 6
+
+
+def test_training_forward_with_masking_and_backward():
+    model = build_AST_tiny(num_classes=3).train()
+    outputs = model(torch.randn(2, 1, 32000), torch.randn(2, 2, 100), mask_t_prob=0.25, mask_f_prob=0.25)
+    sum(o.sum() for o in outputs).backward()
+    assert model.patch_embed.proj.weight.grad is not None
+    assert model.pos_embed.grad is None  # fixed table
+
+
+def _published_frozen_tensors(model):
+    n = torch.arange(1024, dtype=torch.float64)
+    k = torch.arange(513, dtype=torch.float64)
+    angle = 2 * math.pi * k[:, None] * n[None, :] / 1024
+    window = torch.hann_window(1024, dtype=torch.float64)
+    return {
+        "spectrogram_extractor.conv_real.weight": (torch.cos(angle) * window).float().unsqueeze(1),
+        "spectrogram_extractor.conv_imag.weight": (-torch.sin(angle) * window).float().unsqueeze(1),
+        "logmel_extractor.melW": model.mel.clone(),
+    }

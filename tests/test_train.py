@@ -1,0 +1,93 @@
+"""main_finetune.py end to end in one process: train, resume, evaluate, fail cleanly."""
+import csv
+import json
+import os
+
+import pytest
+import torch
+
+import main_finetune
+from conftest import train_args
+from util.checkpoint import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main_finetune.run(train_args(tiny_data, out, "--epochs", "1", "--amp", "bf16")) == 0
+    return out
+
+
+def test_training_writes_checkpoints_logs_and_metrics(trained):
+    for name in ("checkpoint-last.pth", "checkpoint-best.pth", "log.txt", "metrics.json"):
+        assert (trained / name).exists(), name
+    checkpoint = load_checkpoint(str(trained / "checkpoint-last.pth"))
+    assert set(checkpoint) >= {"model", "optimizer", "epoch", "scaler", "args", "classes"}
+    assert checkpoint["epoch"] == 0 and isinstance(checkpoint["args"], dict)
+    assert [c["mid"] for c in checkpoint["classes"]] == ["/t/low", "/t/mid", "/t/high"]
+    record = json.loads((trained / "log.txt").read_text().splitlines()[-1])
+    assert record["epoch"] == 0 and record["train_loss"] > 0 and "test_mAP" in record
+
+
+def test_resume_continues_from_the_next_epoch(trained, tiny_data, tmp_path):
+    last = str(trained / "checkpoint-last.pth")
+    before = load_checkpoint(last)
+    out = tmp_path / "resumed"
+    main_finetune.run(train_args(tiny_data, out, "--epochs", "2", "--resume", last))
+    resumed = load_checkpoint(str(out / "checkpoint-last.pth"))
+    assert resumed["epoch"] == 1
+    log = [json.loads(line) for line in (out / "log.txt").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1]  # epoch 0 was not trained again
+    # the optimizer state carried over: AdamW step counts keep growing
+    step_before = before["optimizer"]["state"][0]["step"]
+    assert resumed["optimizer"]["state"][0]["step"] > step_before
+    # the learning rate follows the schedule of epoch 1, not a fresh warm-up
+    assert log[0]["train_lr"] < 2e-3 * 2 / 256
+
+
+def test_eval_writes_the_four_metrics(trained, tiny_data, tmp_path):
+    out = tmp_path / "eval"
+    args = train_args(tiny_data, out, "--eval", "--finetune", str(trained / "checkpoint-best.pth"))
+    model = main_finetune.main(_parse(args))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"mAP", "ER20", "MAE", "DER"} <= set(metrics) and metrics["num_clips"] == 4
+    assert 0 <= metrics["mAP"] <= 100 and 0 <= metrics["MAE"] <= 180
+    assert set(metrics["chance"]) >= {"mAP", "ER20", "MAE", "DER"}
+    trained_weights = load_checkpoint(str(trained / "checkpoint-best.pth"))["model"]
+    assert torch.equal(model.head.weight, trained_weights["head.weight"])
+    # the report agrees with the metrics: mean of the per-class APs is the mAP
+    with open(out / "class_ap.csv") as f:
+        aps = [float(row["ap"]) for row in csv.DictReader(f) if row["ap"]]
+    assert 100 * sum(aps) / len(aps) == pytest.approx(metrics["mAP"])
+    for name in ("predictions.csv", "azimuth_scatter.png", "direction_error_hist.png"):
+        assert (out / name).exists(), name
+    # deterministic pairing: a second evaluation gives identical numbers
+    main_finetune.main(_parse(args))
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+
+
+def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_checkpoint(trained, tiny_data, tmp_path):
+    out = tmp_path / "nan"
+    out.mkdir()
+    last = out / "checkpoint-last.pth"
+    last.write_bytes((trained / "checkpoint-last.pth").read_bytes())
+    with pytest.raises(SystemExit, match=r"loss is nan .*last good checkpoint is .*checkpoint-last.pth"):
+        main_finetune.run(train_args(tiny_data, out, "--event_loss_weight", "nan"))
+    assert load_checkpoint(str(last))["epoch"] == 0
+
+
+def test_bad_data_stops_before_training(tiny_data, tmp_path):
+    with pytest.raises(SystemExit, match="missing --audioset_train"):
+        main_finetune.run([a for a in train_args(tiny_data, tmp_path) if a != tiny_data["train_json"]
+                           and a != "--audioset_train"])
+    with pytest.raises(SystemExit, match="--nb_classes 355 but .* lists 3 classes"):
+        main_finetune.run(train_args(tiny_data, tmp_path) + ["--nb_classes", "355"])
+    with pytest.raises(SystemExit, match="nothing.json: clip list json not found"):
+        main_finetune.run(train_args(tiny_data, tmp_path) + ["--audioset_train", str(tmp_path / "nothing.json")])
+    assert not os.path.exists(tmp_path / "checkpoint-last.pth")
+
+
+def _parse(argv):
+    args = main_finetune.get_args_parser().parse_args(argv)
+    main_finetune.check_args(args)
+    return args

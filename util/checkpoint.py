@@ -1,0 +1,110 @@
+"""Checkpoints: atomic writes, weights-only reads, resuming, and fine-tuning initialisation.
+
+Layout (AudioMAE/MAE `save_model`, as the published `finetuned.pth`):
+{"model", "optimizer", "epoch", "scaler", "args"}, plus "classes" (the class table, so
+inference needs no csv) and "best_mAP" here. "args" is a plain dict in this project's
+checkpoints; upstream and AudioMAE pickle an argparse.Namespace, which is the one
+non-tensor type allowed when reading.
+"""
+import argparse
+import logging
+import os
+import pickle
+import re
+import tempfile
+
+import torch
+
+log = logging.getLogger(__name__)
+
+# AudioMAE pre-training keys with no counterpart in Spatial-AST.
+IGNORED_PRETRAIN_PREFIXES = ("cls_token", "norm.", "mask_token", "decoder")
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def save_checkpoint(path, state):
+    """Write `state` to `path` atomically: a crash mid-write never leaves a torn file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pth")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; checkpoints are shared artefacts
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+        raise
+
+
+def load_checkpoint(path):
+    """Read a checkpoint with `weights_only=True`, allowing argparse.Namespace only.
+
+    Anything else pickled inside (a class, a function) is refused before it is
+    constructed: nothing from the file runs.
+    """
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if not found:
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or another format)") from None
+        raise CheckpointError(
+            f"{path}: refused to load: it holds a pickled {found.group(1)}, and checkpoints are read as weights "
+            f"only (tensors, plain containers and argparse.Namespace); nothing from the file was run") from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({error})") from None
+
+
+def checkpoint_args(checkpoint):
+    """The run's arguments as a dict, whether stored as dict or argparse.Namespace."""
+    args = checkpoint.get("args") if isinstance(checkpoint, dict) else None
+    if isinstance(args, argparse.Namespace):
+        return vars(args)
+    return dict(args) if isinstance(args, dict) else {}
+
+
+def model_state_dict(checkpoint, path="checkpoint"):
+    """The model weights of a checkpoint (under "model", or the file itself), DDP prefix removed."""
+    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not any(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(f"{path}: no model weights found (expected a state dict under 'model')")
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+
+
+def load_pretrained(model, path):
+    """Initialise `model` from an AudioMAE or Spatial-AST checkpoint for fine-tuning.
+
+    Keys whose name and shape match are copied; the rest keep their initialisation.
+    Returns the number of tensors loaded. Fails when no encoder weight matched, which
+    means the file is not a compatible checkpoint.
+    """
+    checkpoint = load_checkpoint(path)
+    source = model_state_dict(checkpoint, path)
+    target = model.state_dict()
+    loaded, skipped = {}, []
+    for key, value in source.items():
+        if key.startswith(IGNORED_PRETRAIN_PREFIXES):
+            continue
+        if key in target and target[key].shape == value.shape:
+            loaded[key] = value
+        elif key in target:
+            skipped.append(f"{key} {list(value.shape)} != {list(target[key].shape)}")
+    encoder_keys = [k for k in loaded if k.startswith(("blocks.", "patch_embed."))]
+    if not encoder_keys:
+        raise CheckpointError(f"{path}: no encoder weight (blocks.*, patch_embed.*) matches this model; "
+                              f"is it an AudioMAE or Spatial-AST checkpoint of the same size?")
+    model.load_state_dict(loaded, strict=False)
+    log.info("fine-tuning from %s: loaded %d of %d model tensors", path, len(loaded), len(target))
+    for line in skipped:
+        log.info("  kept the new initialisation for %s (shape differs)", line)
+    return len(loaded)

@@ -1,0 +1,219 @@
+"""Evaluation metrics for Spatial-AST: event mAP and the spatial errors of the BAT paper.
+
+Spatial inputs are CLASS INDICES in the conventions of `dataset.spatial`:
+azimuth class a = a degrees (0 = right, 90 = front), elevation class e = e - 90
+degrees, distance class d = d * 0.5 metres. Everything is numpy and vectorised
+over clips.
+"""
+import numpy as np
+
+from dataset.spatial import (
+    DISTANCE_BIN_M,
+    NUM_AZIMUTH_CLASSES,
+    NUM_DISTANCE_CLASSES,
+    NUM_ELEVATION_CLASSES,
+    class_to_degrees,
+)
+
+# Class directions lie on a whole-degree grid, so an error of exactly the threshold
+# must not be pushed over it by trigonometric round-off (~1e-13 degrees).
+_ANGLE_TOLERANCE_DEG = 1e-9
+
+
+# ---------------------------------------------------------------- sound events
+
+def _event_arrays(scores, targets):
+    """Validate [N, C] scores and targets; return float scores and boolean positives."""
+    scores = np.asarray(scores, dtype=np.float64)
+    targets = np.asarray(targets)
+    if scores.ndim != 2 or scores.shape != targets.shape:
+        raise ValueError(f"scores and targets must both be [N, C] arrays of the same shape, "
+                         f"got scores {scores.shape} and targets {targets.shape}")
+    if scores.shape[0] == 0:
+        raise ValueError("scores and targets are empty: need at least one clip")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("scores contain NaN or infinite values")
+    return scores, targets > 0.5  # soft labels count as positive above one half
+
+
+def average_precision(scores, targets):
+    """Per-class average precision (0..1) of scores [N, C] against targets [N, C].
+
+    Same step-wise definition as sklearn's `average_precision_score`:
+    AP = sum_k (R_k - R_{k-1}) P_k over distinct score thresholds, so tied scores
+    form one threshold. Targets > 0.5 are positive. Returns float [C], NaN for a
+    class without positives.
+    """
+    scores, positive = _event_arrays(scores, targets)
+    n = scores.shape[0]
+    order = np.argsort(-scores, axis=0, kind="stable")
+    ranked = np.take_along_axis(scores, order, axis=0)
+    hits = np.take_along_axis(positive, order, axis=0).astype(np.float64)
+    rows = np.arange(n)[:, None]
+    precision = np.cumsum(hits, axis=0) / (rows + 1)
+    # A run of tied scores is one threshold: every row takes the precision at the
+    # last row of its run, found as the nearest run end at or below it.
+    run_end = np.ones(ranked.shape, dtype=bool)
+    run_end[:-1] = ranked[:-1] != ranked[1:]
+    end_row = np.minimum.accumulate(np.where(run_end, rows, n - 1)[::-1], axis=0)[::-1]
+    # Each positive adds 1/P recall at its threshold, weighted by that precision.
+    weighted = np.sum(hits * np.take_along_axis(precision, end_row, axis=0), axis=0)
+    num_positive = hits.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(num_positive > 0, weighted / num_positive, np.nan)
+
+
+def mean_average_precision(scores, targets):
+    """(mAP in percent, number of classes used, per-class AP [C] in 0..1).
+
+    The mean runs over classes with at least one positive target.
+    """
+    ap = average_precision(scores, targets)
+    valid = ~np.isnan(ap)
+    if not valid.any():
+        raise ValueError("mean_average_precision: no class has a positive target, mAP is undefined")
+    return float(100.0 * ap[valid].mean()), int(valid.sum()), ap
+
+
+# ---------------------------------------------------------------- directions
+
+def great_circle_degrees(az1, el1, az2, el2):
+    """Great-circle angle in degrees (0..180) between directions given in degrees.
+
+    Azimuths may be any real number; elevations are in -90..90. Uses the atan2
+    (Vincenty) form, which stays exact near 0 and 180 degrees where arccos of a
+    dot product loses precision.
+    """
+    lat1, lat2 = np.radians(el1), np.radians(el2)
+    dlon = np.radians(np.remainder(np.asarray(az2, dtype=np.float64) - az1, 360.0))
+    sin1, cos1, sin2, cos2 = np.sin(lat1), np.cos(lat1), np.sin(lat2), np.cos(lat2)
+    across = np.hypot(cos2 * np.sin(dlon), cos1 * sin2 - sin1 * cos2 * np.cos(dlon))
+    along = sin1 * sin2 + cos1 * cos2 * np.cos(dlon)
+    return np.degrees(np.arctan2(across, along))
+
+
+def _class_arrays(**named):
+    """Validate named (values, num_classes) pairs as equal-length 1-D class-index arrays."""
+    out = {}
+    for name, (values, num_classes) in named.items():
+        a = np.asarray(values)
+        if a.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D array of class indices, got shape {a.shape}")
+        if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+            a = a.astype(np.int64)
+        if a.dtype.kind not in "iu":
+            raise ValueError(f"{name} must hold integer class indices, got dtype {a.dtype}")
+        if a.size and (a.min() < 0 or a.max() >= num_classes):
+            raise ValueError(f"{name} holds class indices outside 0..{num_classes - 1} "
+                             f"(min {a.min()}, max {a.max()}); pass classes, not degrees or metres")
+        out[name] = a.astype(np.int64)
+    lengths = {name: len(a) for name, a in out.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"arrays must have the same length, got {lengths}")
+    if 0 in lengths.values():
+        raise ValueError(f"arrays are empty: need at least one clip ({', '.join(lengths)})")
+    return out
+
+
+def spatial_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true,
+                    distance_pred, distance_true, threshold_deg=20.0, per_clip=False):
+    """Direction and distance errors from class indices (int arrays [N]).
+
+    Returns a dict: "ER20" (key named after threshold_deg) = percent of clips whose
+    great-circle error is strictly above threshold_deg; "MAE" = mean great-circle
+    error in degrees; "DER" = percent of clips whose distance class is off by more
+    than one bin (> 0.5 m, upstream's definition); "distance_error_m" = mean
+    absolute distance error in metres; "num_clips". With per_clip=True returns
+    (dict, angular errors in degrees [N], distance errors in metres [N]).
+    """
+    c = _class_arrays(
+        azimuth_pred=(azimuth_pred, NUM_AZIMUTH_CLASSES), elevation_pred=(elevation_pred, NUM_ELEVATION_CLASSES),
+        azimuth_true=(azimuth_true, NUM_AZIMUTH_CLASSES), elevation_true=(elevation_true, NUM_ELEVATION_CLASSES),
+        distance_pred=(distance_pred, NUM_DISTANCE_CLASSES), distance_true=(distance_true, NUM_DISTANCE_CLASSES))
+    angles = great_circle_degrees(*class_to_degrees(c["azimuth_pred"], c["elevation_pred"]),
+                                  *class_to_degrees(c["azimuth_true"], c["elevation_true"]))
+    bins_off = np.abs(c["distance_pred"] - c["distance_true"])
+    metrics = {
+        f"ER{threshold_deg:g}": float(100.0 * np.mean(angles > threshold_deg + _ANGLE_TOLERANCE_DEG)),
+        "MAE": float(angles.mean()),
+        "DER": float(100.0 * np.mean(bins_off > 1)),
+        "distance_error_m": float(bins_off.mean() * DISTANCE_BIN_M),
+        "num_clips": int(len(angles)),
+    }
+    if per_clip:
+        return metrics, angles, bins_off * DISTANCE_BIN_M
+    return metrics
+
+
+# ---------------------------------------------------------------- chance level
+
+def _best_constant_direction(azimuth, elevation, block=30):
+    """(azimuth class, elevation class) minimising the mean great-circle error to the targets.
+
+    Exact over all 360 x 180 class pairs. The error between two classes depends on
+    the azimuth only through the difference, so for each candidate elevation the
+    mean error over all azimuths is a circular convolution of the training
+    histogram with an error kernel, done with FFTs instead of 360 x 180 x N angles.
+    """
+    weights = np.zeros((NUM_AZIMUTH_CLASSES, NUM_ELEVATION_CLASSES))
+    np.add.at(weights, (azimuth, elevation), 1.0 / len(azimuth))
+    present = np.flatnonzero(weights.any(axis=0))  # training elevation classes
+    weights_fft = np.fft.rfft(weights[:, present], axis=0)  # [frequency, present]
+    elevation_deg = class_to_degrees(0, np.arange(NUM_ELEVATION_CLASSES))[1]
+    shift = np.arange(NUM_AZIMUTH_CLASSES)
+    mean_error = np.empty((NUM_ELEVATION_CLASSES, NUM_AZIMUTH_CLASSES))
+    for start in range(0, NUM_ELEVATION_CLASSES, block):  # blocks bound the kernel's memory
+        candidate = elevation_deg[start:start + block, None, None]
+        kernel = great_circle_degrees(shift, candidate, 0.0, elevation_deg[present][None, :, None])
+        spectrum = np.einsum("ejf,fj->ef", np.fft.rfft(kernel, axis=-1), weights_fft)
+        mean_error[start:start + block] = np.fft.irfft(spectrum, n=NUM_AZIMUTH_CLASSES, axis=-1)
+    best_elevation, best_azimuth = np.unravel_index(np.argmin(mean_error), mean_error.shape)
+    return int(best_azimuth), int(best_elevation)
+
+
+def chance_predictions(train_labels, train_azimuth, train_elevation, train_distance):
+    """Best constant prediction learned from training targets.
+
+    Labels come from the training clips and directions/distances from the training
+    impulse responses (training pairs them at random), so their lengths may differ.
+
+    Returns a dict: "event_scores" = per-class training frequency [C] (0..1);
+    "azimuth", "elevation" = the class pair minimising the mean great-circle error
+    over the training directions; "distance" = the (lower) median training
+    distance class, which minimises the mean absolute bin error.
+    """
+    labels = np.asarray(train_labels)
+    c = _class_arrays(train_azimuth=(train_azimuth, NUM_AZIMUTH_CLASSES),
+                      train_elevation=(train_elevation, NUM_ELEVATION_CLASSES),
+                      train_distance=(train_distance, NUM_DISTANCE_CLASSES))
+    if labels.ndim != 2 or labels.shape[0] == 0:
+        raise ValueError(f"train_labels must be [clips, classes], got shape {labels.shape}")
+    azimuth, elevation = _best_constant_direction(c["train_azimuth"], c["train_elevation"])
+    distance = np.sort(c["train_distance"])[(len(c["train_distance"]) - 1) // 2]
+    return {"event_scores": (labels > 0.5).mean(axis=0), "azimuth": azimuth,
+            "elevation": elevation, "distance": int(distance)}
+
+
+def chance_metrics(train_labels, train_azimuth, train_elevation, train_distance,
+                   eval_labels, eval_azimuth, eval_elevation, eval_distance):
+    """Metrics of the best constant prediction (see `chance_predictions`) on the eval set.
+
+    Returns the model metrics' keys: "mAP" (percent; each class's AP equals its eval
+    prevalence since all clips tie), "ER20", "MAE" (degrees), "DER" (percent),
+    "distance_error_m" (metres), "num_clips".
+    """
+    constant = chance_predictions(train_labels, train_azimuth, train_elevation, train_distance)
+    c = _class_arrays(eval_azimuth=(eval_azimuth, NUM_AZIMUTH_CLASSES),
+                      eval_elevation=(eval_elevation, NUM_ELEVATION_CLASSES),
+                      eval_distance=(eval_distance, NUM_DISTANCE_CLASSES))
+    eval_labels = np.asarray(eval_labels)
+    n = len(c["eval_azimuth"])
+    if eval_labels.ndim != 2 or eval_labels.shape != (n, len(constant["event_scores"])):
+        raise ValueError(f"eval_labels must be [N, C] = [{n}, {len(constant['event_scores'])}] to match "
+                         f"eval_azimuth and train_labels, got shape {eval_labels.shape}")
+    scores = np.broadcast_to(constant["event_scores"], eval_labels.shape)
+    mAP, _, _ = mean_average_precision(scores, eval_labels)
+    spatial = spatial_metrics(np.full(n, constant["azimuth"]), np.full(n, constant["elevation"]),
+                              c["eval_azimuth"], c["eval_elevation"],
+                              np.full(n, constant["distance"]), c["eval_distance"])
+    return {"mAP": mAP, **spatial}
