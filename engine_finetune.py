@@ -88,7 +88,7 @@ def train_one_epoch(model, data_loader, optimizer, scaler, device, epoch, args, 
 
         for name, value in zip(["loss", *parts], reduced.tolist()):
             sums[name] += value
-        bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
+        bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", refresh=False)
         if log_writer is not None and update:
             x = int((epoch + step / steps) * 1000)  # epoch_1000x: curves comparable across batch sizes
             log_writer.add_scalar("train/loss", loss_value, x)

@@ -43,8 +43,10 @@ from dataset.metadata import ClassTable, load_class_table
 from dataset.spatial import DISTANCE_BIN_M, class_to_degrees, direction_words
 from models import frontend
 from models.spatial_ast import SpatialAST, config_from_state_dict
+from util import dist
 from util.checkpoint import CheckpointError, load_checkpoint, model_state_dict
 from util.metrics import great_circle_degrees
+from util.report import new_figure, save_figure
 
 log = logging.getLogger("inference")
 
@@ -150,16 +152,10 @@ def load_rir_tensor(path, channels):
 
 
 def resolve_device(name):
-    """'auto' -> cuda when visible, else cpu; a named CUDA device must exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(name)
+        return dist.resolve_device(name)
     except RuntimeError as error:
         raise UsageError(f"--device {name}: {error}") from None
-    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise UsageError(f"--device {name}: no such CUDA device is visible")
-    return device
 
 
 # ---------------------------------------------------------------- input files
@@ -347,12 +343,8 @@ def plot_path(plot_dir, path, used):
 
 def plot_window(out_path, record, probs, ears, classes):
     """Ears' log-mels, sin IPD, azimuth polar plot, distance and top classes of one window."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: slow import, plots are optional
-    from matplotlib.figure import Figure
-
     features = ear_features(ears)
-    fig = Figure(figsize=(15, 8), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure((15, 8))
     grid = fig.add_gridspec(2, 3)
     extent = [0, ears.shape[-1] / SAMPLE_RATE, 0, frontend.N_MELS]
     ear_names = ["left ear", "right ear"] if ears.shape[0] == 2 else ["mono"]
@@ -368,7 +360,7 @@ def plot_window(out_path, record, probs, ears, classes):
     _plot_classes(fig.add_subplot(grid[1, 2]), record)
     fig.suptitle(f"{record['file']}  [{record['start_s']:g}-{record['end_s']:g} s]: {record['direction']}, "
                  f"{record['distance_m']:g} m")
-    fig.savefig(out_path, dpi=80)
+    save_figure(fig, out_path, dpi=80)
 
 
 def _image(ax, values, extent, title, cmap, **scale):

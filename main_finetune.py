@@ -18,12 +18,13 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 import engine_finetune as engine
 from dataset.audio import DataError
-from dataset.metadata import load_class_table, load_room_impulses, load_weights
+from dataset.metadata import load_class_table, load_weights
 from dataset.samplers import WeightedDistributedSampler
 from dataset.spatial_dataset import SpatialSoundDataset
 from models import MODELS, create_model
 from util import dist, metrics
-from util.checkpoint import CheckpointError, load_checkpoint, load_pretrained, model_state_dict, save_checkpoint
+from util.checkpoint import (CheckpointError, load_checkpoint, load_pretrained, load_weights_strictly,
+                              save_checkpoint)
 from util.lr import param_groups_layer_decay
 from util.report import write_eval_report
 
@@ -105,9 +106,11 @@ def check_args(args):
         raise SystemExit(f"error: missing {', '.join(missing)} (see README.md, 'Data')")
     if args.eval and not (args.finetune or args.resume):
         raise SystemExit("error: --eval needs weights: pass --finetune CKPT (or --resume CKPT)")
-    for name in ("mask_t_prob", "mask_f_prob", "mixup"):
-        if not 0.0 <= getattr(args, name) < 1.0 + (name == "mixup"):
+    for name in ("mask_t_prob", "mask_f_prob"):  # dropping every token row would leave none
+        if not 0.0 <= getattr(args, name) < 1.0:
             raise SystemExit(f"error: --{name} must be in [0, 1), got {getattr(args, name)}")
+    if not 0.0 <= args.mixup <= 1.0:
+        raise SystemExit(f"error: --mixup is a probability in [0, 1], got {args.mixup}")
     if args.batch_size < 1 or args.accum_iter < 1 or args.epochs < 1:
         raise SystemExit("error: --batch_size, --accum_iter and --epochs must be positive")
 
@@ -161,16 +164,16 @@ def chance_levels(args, classes, train_set, val_set):
     if not (args.audioset_train and args.reverb_train):
         return None
     try:
-        train_labels = (train_set or SpatialSoundDataset(
+        train = train_set or SpatialSoundDataset(
             args.audioset_train, args.audio_path_root, classes, args.reverb_train, args.reverb_path_root,
-            args.reverb_type, train=False, check_files=False)).label_matrix()
-        train_spatial = np.array([(r.distance, r.azimuth, r.elevation) for r in load_room_impulses(
-            args.reverb_train, args.reverb_path_root, args.reverb_type, check_files=False)])
+            args.reverb_type, train=False, check_files=False)
     except DataError as error:
         log.warning("no chance levels: %s", error)
         return None
+    # training pairs clips with RIRs at random: the direction/distance prior is the RIR list's
+    train_spatial = train.spatial_targets()
     eval_spatial = val_set.spatial_targets()[val_set.eval_rir_index]
-    return metrics.chance_metrics(train_labels, train_spatial[:, 1], train_spatial[:, 2], train_spatial[:, 0],
+    return metrics.chance_metrics(train.label_matrix(), train_spatial[:, 1], train_spatial[:, 2], train_spatial[:, 0],
                                   val_set.label_matrix(), eval_spatial[:, 1], eval_spatial[:, 2], eval_spatial[:, 0])
 
 
@@ -209,7 +212,7 @@ def checkpoint_state(model, optimizer, scaler, epoch, args, classes, best_map):
 def resume(args, model, optimizer, scaler):
     """Restore model, optimizer, scaler and epoch; returns the best mAP seen so far."""
     checkpoint = load_checkpoint(args.resume)
-    model.load_state_dict(model_state_dict(checkpoint, args.resume))
+    load_weights_strictly(model, checkpoint, args.resume)
     if args.eval:
         return 0.0
     if "optimizer" not in checkpoint or "epoch" not in checkpoint:
@@ -225,7 +228,10 @@ def resume(args, model, optimizer, scaler):
 
 def main(args):
     """Train (or with --eval, evaluate); returns the model, unwrapped from DDP."""
-    device = dist.resolve_device(args.device)
+    try:
+        device = dist.resolve_device(args.device)
+    except RuntimeError as error:
+        raise SystemExit(f"error: --device {args.device}: {error}") from None
     dist.init_distributed(device)
     logging.basicConfig(level=logging.INFO if dist.is_main_process() else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
@@ -242,7 +248,7 @@ def main(args):
 
     model = build_model(args, num_channels=val_set.channels)
     if args.finetune and args.eval:
-        model.load_state_dict(model_state_dict(load_checkpoint(args.finetune), args.finetune))
+        load_weights_strictly(model, load_checkpoint(args.finetune), args.finetune)
     elif args.finetune:
         load_pretrained(model, args.finetune)
     model.to(device)

@@ -8,6 +8,8 @@ Training pairs each clip with a random RIR (and optionally mixes a second clip i
 it); evaluation pairs clip i with a fixed RIR drawn once from a seeded generator, so
 repeated evaluations score the same pairs.
 """
+import os
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -39,12 +41,8 @@ class SpatialSoundDataset(Dataset):
     def __len__(self):
         return len(self.clips)
 
-    def clip_path(self, index):
-        clip = self.clips[index]
-        return f"{self.audio_root}/{clip.folder}/{clip.id}.wav"
-
     def rir_path(self, rir_index):
-        return f"{self.reverb_root}/{self.reverb_type}/{self.rirs[rir_index].fname}"
+        return os.path.join(self.reverb_root, self.reverb_type, self.rirs[rir_index].fname)
 
     def spatial_targets(self):
         """[num_rirs, 3] (distance, azimuth, elevation) classes of every RIR."""

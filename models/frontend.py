@@ -61,7 +61,7 @@ def interaural_phase(spec, mel):
     """cos and sin of IPD = phase(right) - phase(left), each projected on the mel basis.
 
     spec: [B, 2, frames, 513] with channel 0 = left ear, 1 = right ear.
-    Returns [B, 2, frames, n_mels].
+    Returns [B, 2, frames, n_mels]. A silent bin has phase atan2(0, 0) = 0, as upstream.
     """
     phase = torch.atan2(spec.imag, spec.real)
     ipd = phase[:, 1] - phase[:, 0]

@@ -91,3 +91,10 @@ def _parse(argv):
     args = main_finetune.get_args_parser().parse_args(argv)
     main_finetune.check_args(args)
     return args
+
+
+def test_evaluating_a_checkpoint_of_another_size_is_one_clear_error(trained, tiny_data, tmp_path):
+    args = train_args(tiny_data, tmp_path, "--eval", "--finetune", str(trained / "checkpoint-best.pth"),
+                      "--model", "build_AST_small")
+    with pytest.raises(SystemExit, match=r"checkpoint-best.pth: does not fit this model .*Missing key"):
+        main_finetune.run(args)

@@ -81,6 +81,16 @@ def model_state_dict(checkpoint, path="checkpoint"):
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
 
 
+def load_weights_strictly(model, checkpoint, path="checkpoint"):
+    """Load every model tensor of `checkpoint` (to evaluate or resume); a mismatch is one clear error."""
+    try:
+        model.load_state_dict(model_state_dict(checkpoint, path), strict=True)
+    except (RuntimeError, ValueError) as error:
+        detail = " ".join(str(error).split())[:400]
+        raise CheckpointError(f"{path}: does not fit this model (--model, --nb_classes, --reverb_type): "
+                              f"{detail}") from None
+
+
 def load_pretrained(model, path):
     """Initialise `model` from an AudioMAE or Spatial-AST checkpoint for fine-tuning.
 

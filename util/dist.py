@@ -35,10 +35,10 @@ def resolve_device(name):
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda was asked for but no CUDA device is visible")
         if device.index is None:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if not torch.cuda.is_available() or device.index >= torch.cuda.device_count():
+            raise RuntimeError(f"{device} was asked for but {torch.cuda.device_count()} CUDA devices are visible")
         torch.cuda.set_device(device)
     return device
 
@@ -89,7 +89,7 @@ def barrier():
 
 
 def average_buffers(module):
-    """Average floating buffers (BatchNorm running statistics) over ranks.
+    """Average BatchNorm running statistics over ranks.
 
     DDP copies rank 0's buffers at the start of each forward, so after the last step
     every rank holds statistics updated by its own last batch only; averaging makes
@@ -97,7 +97,8 @@ def average_buffers(module):
     """
     if not is_distributed():
         return
-    for buffer in module.buffers():
-        if buffer.is_floating_point():
-            dist.all_reduce(buffer)
-            buffer /= get_world_size()
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm) and layer.track_running_stats:
+            for stats in (layer.running_mean, layer.running_var):
+                dist.all_reduce(stats)
+                stats /= get_world_size()

@@ -102,7 +102,7 @@ def write_predictions(path, predictions, spatial, dataset):
 
 # ---------------------------------------------------------------- figures
 
-def _new_figure(figsize):
+def new_figure(figsize):
     # A bare Figure with an Agg canvas: no pyplot global state, nothing shown, any backend setting.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -112,8 +112,8 @@ def _new_figure(figsize):
     return fig
 
 
-def _save(fig, path):
-    fig.savefig(path, dpi=100)
+def save_figure(fig, path, dpi=100):
+    fig.savefig(path, dpi=dpi)
     return path
 
 
@@ -127,7 +127,7 @@ def write_figures(output_dir, spatial, class_ap, classes):
 
 
 def plot_azimuth_scatter(path, spatial):
-    fig = _new_figure((6, 6))
+    fig = new_figure((6, 6))
     ax = fig.add_subplot()
     ax.scatter(spatial["true_azimuth_deg"], spatial["pred_azimuth_deg"], s=3, alpha=0.3, linewidths=0,
                rasterized=True)
@@ -135,12 +135,12 @@ def plot_azimuth_scatter(path, spatial):
     ticks = [0, 90, 180, 270, 360]
     ax.set(xlim=(0, 360), ylim=(0, 360), xticks=ticks, yticks=ticks, xlabel="true azimuth (deg, 0 = right, 90 = front)",
            ylabel="predicted azimuth (deg)", title=f"azimuth, {len(spatial['true_azimuth_deg'])} clips")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_error_histogram(path, spatial):
     errors = spatial["angular_error_deg"]
-    fig = _new_figure((7, 4.5))
+    fig = new_figure((7, 4.5))
     ax = fig.add_subplot()
     ax.hist(errors, bins=np.arange(0, 182, 2))
     share_above = 100.0 * np.mean(errors > DIRECTION_THRESHOLD_DEG + 1e-9)
@@ -149,13 +149,13 @@ def plot_error_histogram(path, spatial):
     ax.set(xlim=(0, 180), xlabel="great-circle direction error (deg)", ylabel="clips",
            title=f"direction error, mean {errors.mean():.1f} deg")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_error_by_distance(path, spatial):
     distance, errors = spatial["true_distance_m"], spatial["angular_error_deg"]
     jitter = np.random.default_rng(0).uniform(-0.1, 0.1, len(distance))  # the distances lie on a 0.5 m grid
-    fig = _new_figure((7, 4.5))
+    fig = new_figure((7, 4.5))
     ax = fig.add_subplot()
     ax.scatter(distance + jitter, errors, s=3, alpha=0.3, linewidths=0, rasterized=True)
     bins = np.unique(distance)
@@ -164,7 +164,7 @@ def plot_error_by_distance(path, spatial):
     ax.set(xlabel="true distance (m)", ylabel="direction error (deg)", ylim=(0, 180),
            title="direction error against source distance")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_class_ap(path, class_ap, classes, count=RANKED_CLASSES):
@@ -174,11 +174,11 @@ def plot_class_ap(path, class_ap, classes, count=RANKED_CLASSES):
     panels = [("classes by AP", ranked)] if len(ranked) <= 2 * count else [
         (f"{count} best classes", ranked[:count]), (f"{count} worst classes", ranked[-count:])]
     rows = sum(len(p[1]) for p in panels)
-    fig = _new_figure((8, 1.5 + 0.25 * max(rows, 4)))
+    fig = new_figure((8, 1.5 + 0.25 * max(rows, 4)))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (title, indices) in zip(axes, panels):
         y = np.arange(len(indices))[::-1]  # best at the top
         ax.barh(y, class_ap[indices])
         ax.set_yticks(y, [classes.names[i] for i in indices], fontsize=8)
         ax.set(xlim=(0, 1), xlabel="average precision", title=title)
-    return _save(fig, path)
+    return save_figure(fig, path)

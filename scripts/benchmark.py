@@ -1,0 +1,82 @@
+"""Speed figures, measured side by side in one process (run by hand; the machine's load matters).
+
+    python scripts/benchmark.py [--model build_AST_tiny] [--batch_size 8] [--repeats 5] [--device auto]
+
+Prints, for the chosen model and batch:
+- the front end alone (room convolution, STFT, log-mel, IPD);
+- one training step (forward + backward + AdamW) and one inference forward, in float32 and
+  under bfloat16 autocast, as clips per second.
+Medians over `--repeats` runs after one warm-up run.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from models import create_model, frontend  # noqa: E402
+from util.dist import resolve_device  # noqa: E402
+
+
+def median_seconds(fn, repeats, device):
+    fn()  # warm-up: allocator, kernels, caches
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="build_AST_tiny")
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args()
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    b = args.batch_size
+    waveforms = torch.randn(b, 1, 320000, device=device) * 0.1
+    reverbs = torch.randn(b, 2, 64000, device=device) * torch.linspace(1, 0, 64000, device=device) ** 8
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"model {args.model}, batch {b}")
+
+    model = create_model(args.model, num_classes=355).to(device)
+    with torch.no_grad():
+        front = median_seconds(lambda: model.features(frontend.fft_convolve(waveforms, reverbs)), args.repeats, device)
+    print(f"front end: {b / front:.1f} clips/s ({front * 1000:.0f} ms)")
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    for amp in (None, torch.bfloat16):
+        def train_step():
+            model.train()
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                outputs = model(waveforms, reverbs, 0.25, 0.25)
+            sum(o.float().mean() for o in outputs).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        @torch.no_grad()
+        def infer():
+            model.eval()
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                model(waveforms, reverbs)
+
+        name = "bf16 autocast" if amp else "float32"
+        train = median_seconds(train_step, args.repeats, device)
+        forward = median_seconds(infer, args.repeats, device)
+        print(f"{name:>14}: train step {b / train:7.1f} clips/s ({train * 1000:.0f} ms), "
+              f"inference {b / forward:7.1f} clips/s ({forward * 1000:.0f} ms)")
+
+
+if __name__ == "__main__":
+    main()

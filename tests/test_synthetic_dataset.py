@@ -1,0 +1,196 @@
+"""The generator CLI writes the upstream on-disk formats, deterministically."""
+import csv
+import filecmp
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from dataset.spatial import parse_position, spatial_targets
+from dataset.synthetic import generate, rooms, sources
+
+SR = 32000
+TINY = ["--n_train", "8", "--n_eval", "4", "--train_rooms", "2", "--eval_rooms", "1", "--positions_per_room", "6"]
+
+
+def _generate(out, *extra):
+    assert generate.main(["--out", str(out), *TINY, *extra]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return _generate(tmp_path_factory.mktemp("tiny"), "--seed", "0", "--workers", "2")
+
+
+def _load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _all_files(root):
+    return sorted(os.path.relpath(os.path.join(folder, name), root)
+                  for folder, _, names in os.walk(root) for name in names)
+
+
+# ---------------------------------------------------------------- formats
+def test_clip_lists_and_wavs(tiny):
+    mids = {c.mid for c in sources.CLASSES}
+    for split, count in (("train", 8), ("eval", 4)):
+        entries = _load(tiny / f"{split}.json")
+        assert isinstance(entries, list) and len(entries) == count
+        for entry in entries:
+            assert set(entry) == {"id", "folder", "label"} and entry["folder"] == split
+            assert 1 <= len(entry["label"]) <= 3 and set(entry["label"]) <= mids
+            assert len(set(entry["label"])) == len(entry["label"])
+            info = sf.info(str(tiny / "audio" / entry["folder"] / f"{entry['id']}.wav"))
+            assert (info.samplerate, info.frames, info.channels, info.subtype) == (SR, 10 * SR, 1, "PCM_16")
+    audio, _ = sf.read(str(tiny / "audio" / "train" / (_load(tiny / "train.json")[0]["id"] + ".wav")))
+    assert 0.3 < np.abs(audio).max() < 0.95
+
+
+def test_class_csv(tiny):
+    with open(tiny / "class_labels_indices.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["index", "mid", "display_name"]
+    assert len(rows) - 1 == len(sources.CLASSES) >= 12
+    assert [int(r[0]) for r in rows[1:]] == list(range(len(sources.CLASSES)))
+    assert [r[1] for r in rows[1:]] == [c.mid for c in sources.CLASSES]
+    assert any("," in r[2] for r in rows[1:])  # a display name with a comma survives the quoting
+
+
+def test_train_weights_follow_upstream(tiny):
+    weights = np.loadtxt(tiny / "train_weight.csv", delimiter=",")
+    entries = _load(tiny / "train.json")
+    counts = {}
+    for entry in entries:
+        for mid in entry["label"]:
+            counts[mid] = counts.get(mid, 0) + 1
+    expected = [sum(1000.0 / (counts[mid] + 0.01) for mid in entry["label"]) for entry in entries]
+    assert weights.shape == (len(entries),)
+    np.testing.assert_allclose(weights, expected, rtol=1e-12)
+
+
+def test_reverberation_lists_and_rirs(tiny):
+    for split, n_rooms in (("train", 2), ("eval", 1)):
+        data = _load(tiny / f"{split}_reverberation.json")["data"]
+        assert len(data) == n_rooms * 6
+        for entry in data:
+            assert set(entry) == {"fname", "sensor_position", "source_position", "room", "rt60", "room_size"}
+            assert entry["fname"].startswith(entry["room"] + "/") and entry["fname"].endswith(".npy")
+            size = parse_position(entry["room_size"])
+            sensor, source = parse_position(entry["sensor_position"]), parse_position(entry["source_position"])
+            assert np.all(sensor > 0) and np.all(sensor < size) and np.all(source > 0) and np.all(source < size)
+            assert 0.2 <= entry["rt60"] <= 1.0
+            binaural = np.load(tiny / "binaural" / entry["fname"])
+            mono = np.load(tiny / "mono" / entry["fname"])
+            assert binaural.dtype == mono.dtype == np.float32
+            assert binaural.shape[0] == 2 and mono.shape == (1, binaural.shape[1]) and binaural.shape[1] <= 64000
+            assert np.all(np.isfinite(binaural)) and np.all(np.isfinite(mono))
+
+
+def test_eval_rooms_are_disjoint_from_train_rooms(tiny):
+    train = {e["room"] for e in _load(tiny / "train_reverberation.json")["data"]}
+    evaluation = {e["room"] for e in _load(tiny / "eval_reverberation.json")["data"]}
+    assert train == {"train_room00", "train_room01"} and evaluation == {"eval_room00"}
+    assert not train & evaluation
+    assert sorted(os.listdir(tiny / "binaural")) == sorted(os.listdir(tiny / "mono")) == sorted(train | evaluation)
+
+
+def test_meta_records_settings(tiny):
+    meta = _load(tiny / "meta.json")
+    assert meta["complete"] is True
+    assert meta["settings"]["seed"] == 0 and meta["settings"]["n_train"] == 8 and meta["settings"]["n_eval"] == 4
+
+
+# ---------------------------------------------------------------- targets agree with the rendering
+def _onset(x, level):
+    """First sample whose magnitude reaches `level`."""
+    return int(np.flatnonzero(np.abs(x) >= level)[0])
+
+
+def test_spatial_targets_from_json_agree_with_the_rendered_direct_path(tiny):
+    checked = 0
+    for split in ("train", "eval"):
+        for entry in _load(tiny / f"{split}_reverberation.json")["data"]:
+            sensor, source = parse_position(entry["sensor_position"]), parse_position(entry["source_position"])
+            targets = spatial_targets(sensor, source)
+            binaural = np.load(tiny / "binaural" / entry["fname"])
+            mono = np.load(tiny / "mono" / entry["fname"])
+            distance = np.linalg.norm(source - sensor)
+            direct = distance / rooms.SPEED_OF_SOUND * SR
+            # the distance: the first arrival (amplitude 1 / distance) comes at distance / c
+            assert abs(_onset(mono[0], 0.25 / distance) - direct) <= 1.5
+            assert abs(targets["distance"] * 0.5 - distance) <= 0.25 + 1e-9
+            # the direction: lateral sources reach the near ear first
+            if abs(targets["elevation"] - 90) > 45:
+                continue
+            right = targets["azimuth"] <= 60 or targets["azimuth"] >= 300
+            left = 120 <= targets["azimuth"] <= 240
+            if not (right or left):
+                continue
+            left_onset, right_onset = (_onset(ear, 0.05 / distance) for ear in binaural)  # far ear is shadowed
+            assert (right_onset < left_onset) if right else (left_onset < right_onset), entry
+            checked += 1
+    assert checked >= 3
+
+
+# ---------------------------------------------------------------- determinism and CLI behaviour
+def test_same_seed_gives_identical_files_for_any_worker_count(tiny, tmp_path):
+    again = _generate(tmp_path / "again", "--seed", "0", "--workers", "1")
+    files = [f for f in _all_files(tiny) if f != "meta.json"]
+    assert files == [f for f in _all_files(again) if f != "meta.json"]
+    _, mismatch, errors = filecmp.cmpfiles(tiny, again, files, shallow=False)
+    assert mismatch == [] and errors == []
+
+
+def test_different_seed_differs(tiny, tmp_path):
+    other = _generate(tmp_path / "other", "--seed", "1", "--workers", "2")
+    name = "audio/train/" + _load(tiny / "train.json")[0]["id"] + ".wav"
+    assert not filecmp.cmp(tiny / name, other / name, shallow=False)
+    fname = _load(tiny / "train_reverberation.json")["data"][0]["fname"]
+    a, b = np.load(tiny / "binaural" / fname), np.load(other / "binaural" / fname)
+    assert a.shape != b.shape or not np.array_equal(a, b)
+    assert _load(tiny / "train_reverberation.json") != _load(other / "train_reverberation.json")
+
+
+def test_rerun_skips_a_complete_dataset_and_regenerates_on_new_settings(tmp_path, capsys):
+    out = _generate(tmp_path / "d", "--seed", "3", "--workers", "1")
+    stamp = os.path.getmtime(out / "train.json")
+    capsys.readouterr()
+    _generate(out, "--seed", "3", "--workers", "2")
+    assert "already" in capsys.readouterr().out
+    assert os.path.getmtime(out / "train.json") == stamp
+    assert generate.main(["--out", str(out), "--n_train", "3", "--n_eval", "2", "--train_rooms", "1",
+                          "--eval_rooms", "1", "--positions_per_room", "2", "--workers", "1"]) == 0
+    assert len(os.listdir(out / "audio" / "train")) == 3  # the old, larger generation was replaced
+    assert sorted(os.listdir(out / "binaural")) == ["eval_room00", "train_room00"]
+
+
+@pytest.mark.parametrize("bad", [["--n_train", "0"], ["--n_eval", "-1"], ["--positions_per_room", "x"],
+                                 ["--workers", "0"], ["--seed", "-2"]])
+def test_bad_arguments_get_a_clear_error(tmp_path, capsys, bad):
+    with pytest.raises(SystemExit) as excinfo:
+        generate.main(["--out", str(tmp_path / "never"), *bad])
+    assert excinfo.value.code == 2
+    assert "expected a" in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+
+
+def test_refuses_to_overwrite_foreign_files(tmp_path):
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "audio" / "mine.wav").write_bytes(b"not ours")
+    with pytest.raises(SystemExit, match="not written by this generator"):
+        generate.main(["--out", str(tmp_path), *TINY])
+    assert (tmp_path / "audio" / "mine.wav").exists()
+
+
+def test_short_rt60_room_gives_a_finite_impulse_response(tmp_path):
+    # Regression: format 1 wrote NaN tails here (round-off made the missing-energy share negative).
+    for kind in ("binaural", "mono"):
+        os.makedirs(tmp_path / kind / "eval_room03")
+    generate.make_position_files(str(tmp_path), 0, "eval", 3, 28)
+    for kind in ("binaural", "mono"):
+        assert np.all(np.isfinite(np.load(tmp_path / kind / "eval_room03" / "28.npy")))

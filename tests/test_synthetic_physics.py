@@ -1,0 +1,241 @@
+"""Worked physical cases for the synthetic binaural generator (head model, rooms, sources)."""
+import numpy as np
+import pytest
+
+from dataset.synthetic import head, rooms, sources
+
+SR = 32000
+WOODWORTH_90 = head.HEAD_RADIUS / head.SPEED_OF_SOUND * (np.pi / 2 + 1)  # ~0.656 ms
+
+
+def interaural_delay(binaural, sr=SR, band=None, upsample=64):
+    """Left-ear minus right-ear delay (s) from the cross-correlation peak, interpolated
+    by zero-padding the cross-spectrum; positive when the right ear hears it first."""
+    n = 1 << int(np.ceil(np.log2(2 * binaural.shape[1])))
+    left, right = np.fft.rfft(binaural[0], n), np.fft.rfft(binaural[1], n)
+    weight = np.ones(n // 2 + 1)
+    if band is not None:
+        f = np.fft.rfftfreq(n, 1 / sr)
+        weight = ((f >= band[0]) & (f <= band[1])).astype(float)
+    xcorr = np.fft.irfft(left * np.conj(right) * weight, n * upsample)
+    lag = int(np.argmax(xcorr))
+    if lag > n * upsample // 2:
+        lag -= n * upsample
+    return lag / (sr * upsample)
+
+
+def band_db(x, lo, hi, sr=SR, n=8192):
+    spectrum = np.abs(np.fft.rfft(x, n, axis=-1)) ** 2
+    f = np.fft.rfftfreq(n, 1 / sr)
+    return 10 * np.log10(spectrum[..., (f >= lo) & (f < hi)].sum(axis=-1))
+
+
+def first_onset(x, fraction=0.3):
+    return int(np.flatnonzero(np.abs(x) >= fraction * np.abs(x).max())[0])
+
+
+# ---------------------------------------------------------------- head model
+def test_woodworth_formula_and_maximum():
+    assert WOODWORTH_90 == pytest.approx(0.000656, abs=0.000005)
+    assert head.woodworth_itd(np.pi / 2) == pytest.approx(WOODWORTH_90)
+    assert head.woodworth_itd(0.0) == 0.0
+
+
+def test_source_on_the_right_reaches_the_right_ear_first_with_woodworth_itd():
+    hrir = head.free_field_hrir(azimuth_deg=0, elevation_deg=0, distance_m=2.0, sr=SR)
+    assert first_onset(hrir[1]) < first_onset(hrir[0])
+    itd = interaural_delay(hrir)
+    assert itd > 0
+    assert itd == pytest.approx(WOODWORTH_90, rel=0.10)
+
+
+def test_source_on_the_left_mirrors_the_right():
+    right = head.free_field_hrir(0, 0, 2.0, SR)
+    left = head.free_field_hrir(180, 0, 2.0, SR)
+    assert first_onset(left[0]) < first_onset(left[1])
+    assert interaural_delay(left) == pytest.approx(-WOODWORTH_90, rel=0.10)
+    np.testing.assert_allclose(left[::-1], right, atol=1e-9)  # the head is left/right symmetric
+
+
+def test_itd_grows_with_lateral_angle_and_is_zero_in_the_median_plane():
+    itds = [interaural_delay(head.free_field_hrir(az, 0, 2.0, SR)) for az in (90, 60, 30, 0)]
+    assert abs(itds[0]) < 1 / SR
+    assert np.all(np.diff(itds) > 0)
+    assert itds[1] == pytest.approx(head.woodworth_itd(np.radians(30)), rel=0.15)
+
+
+def test_low_frequency_itd_exceeds_high_frequency_itd_like_a_real_sphere():
+    hrir = head.free_field_hrir(0, 0, 2.0, SR)
+    low = interaural_delay(hrir, band=(80, 600))
+    high = interaural_delay(hrir, band=(2000, 10000))
+    assert high == pytest.approx(WOODWORTH_90, rel=0.10)
+    assert low > 1.15 * high  # Kuhn (1977): about 3a/c at low vs (pi/2 + 1)a/c at high frequency
+
+
+def test_level_difference_grows_with_frequency_for_a_lateral_source():
+    hrir = head.free_field_hrir(0, 0, 2.0, SR)
+    ild_low = band_db(hrir[1], 200, 500) - band_db(hrir[0], 200, 500)
+    ild_high = band_db(hrir[1], 4000, 8000) - band_db(hrir[0], 4000, 8000)
+    assert 0 <= ild_low < 3
+    assert ild_high > 10
+    assert ild_high > ild_low + 8
+
+
+def test_front_and_back_differ_in_ear_spectra():
+    front = head.free_field_hrir(90, 0, 2.0, SR)
+    back = head.free_field_hrir(270, 0, 2.0, SR)
+    assert abs(interaural_delay(front)) < 1 / SR and abs(interaural_delay(back)) < 1 / SR  # same ITD...
+    assert abs(band_db(front[0], 100, 800) - band_db(back[0], 100, 800)) < 1.0  # ...same low band...
+    assert band_db(front[0], 4000, 12000) - band_db(back[0], 4000, 12000) > 3.0  # ...but the rear is duller
+
+
+def test_pinna_notch_moves_with_elevation():
+    def notch_hz(elevation):
+        spectrum = np.abs(np.fft.rfft(head.free_field_hrir(90, elevation, 2.0, SR)[0], 8192))
+        f = np.fft.rfftfreq(8192, 1 / SR)
+        search = (f > 4000) & (f < 14000)
+        return f[search][np.argmin(spectrum[search])]
+    assert notch_hz(-40) < notch_hz(0) < notch_hz(40)
+
+
+def test_free_field_direct_path_arrives_after_distance_over_c():
+    distance = 3.0
+    hrir = head.free_field_hrir(90, 0, distance, SR, length=2048)  # straight ahead: both ears at d / c
+    expected = distance / head.SPEED_OF_SOUND * SR
+    for ear in hrir:
+        assert abs(int(np.argmax(np.abs(ear))) - expected) <= 2
+        assert np.abs(ear[:int(expected) - 40]).max() < 0.01 * np.abs(ear).max()
+
+
+# ---------------------------------------------------------------- rooms
+def test_first_order_images_are_mirror_images_across_the_six_walls():
+    images, order = rooms.image_sources([4.0, 5.0, 6.0], [1.0, 2.0, 3.0], order_min=1, order_max=1)
+    expected = {(-1, 2, 3), (7, 2, 3), (1, -2, 3), (1, 8, 3), (1, 2, -3), (1, 2, 9)}
+    assert {tuple(np.round(p, 9)) for p in images} == expected
+    assert np.all(order == 1)
+    _, orders = rooms.image_sources([4.0, 5.0, 6.0], [1.0, 2.0, 3.0], 0, 3)
+    assert np.bincount(orders).tolist() == [1, 6, 18, 38]
+
+
+def test_eyring_absorption_round_trip():
+    size = np.array([6.0, 3.0, 8.0])
+    for rt60 in (0.2, 0.5, 1.0):
+        assert rooms.eyring_rt60(size, rooms.eyring_absorption(size, rt60)) == pytest.approx(rt60, rel=1e-9)
+
+
+def _room_rir(seed):
+    rng = np.random.default_rng(seed)
+    room = rooms.sample_room(rng)
+    listener, source = rooms.sample_positions(rng, room)
+    binaural, mono = rooms.room_impulse_responses(room, listener, source, rng)
+    return room, listener, source, binaural, mono
+
+
+def test_room_geometry_limits():
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        room = rooms.sample_room(rng)
+        listener, source = rooms.sample_positions(rng, room)
+        assert np.all((room.size[[0, 2]] >= 3.0) & (room.size[[0, 2]] <= 12.0)) and 2.5 <= room.size[1] <= 4.0
+        assert 0.2 <= room.rt60 <= 1.0
+        assert 1.2 <= listener[1] <= 1.7
+        assert np.all(source >= 0.3 - 1e-9) and np.all(source <= room.size - 0.3 + 1e-9)
+        assert 0.5 - 2e-3 <= np.linalg.norm(source - listener) <= 10.0 + 2e-3
+
+
+def test_distances_cover_short_and_long_ranges():
+    distances = []
+    for seed in range(400):
+        rng = np.random.default_rng(seed)
+        listener, source = rooms.sample_positions(rng, rooms.sample_room(rng))
+        distances.append(np.linalg.norm(source - listener))
+    counts = np.histogram(distances, bins=[0.5, 2, 4, 6, 10])[0]
+    assert np.all(counts >= 0.05 * len(distances)), counts
+
+
+def test_room_direct_path_arrives_after_distance_over_c():
+    for seed in range(6):
+        _, listener, source, binaural, mono = _room_rir(seed)
+        distance = np.linalg.norm(source - listener)
+        expected = distance / rooms.SPEED_OF_SOUND * SR
+        first = int(np.flatnonzero(np.abs(mono[0]) >= 0.25 / distance)[0])  # direct sound: amplitude 1 / distance
+        assert abs(first - expected) <= 1.5
+        peak = first + int(np.argmax(np.abs(mono[0, first:first + 3])))
+        y0, y1, y2 = np.abs(mono[0, peak - 1:peak + 2])
+        refined = peak + 0.5 * (y0 - y2) / (y0 - 2 * y1 + y2)  # sub-sample peak through a parabola
+        assert abs(refined - expected) <= 1.0
+        assert y1 == pytest.approx(1 / distance, rel=0.4)
+        assert np.abs(mono[0, :int(expected) - 40]).max() < 0.01 / distance  # nothing before the direct sound
+        assert binaural.shape == (2, mono.shape[1]) and binaural.dtype == np.float32
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_measured_rt60_matches_the_target(seed):
+    room, _, _, _, mono = _room_rir(seed)
+    measured = rooms.measure_rt60(mono[0], SR, band_hz=1000.0)
+    assert 0.6 * room.rt60 <= measured <= 1.6 * room.rt60, (measured, room.rt60)
+
+
+def test_reverberation_is_shorter_at_high_frequency():
+    room = rooms.Room(size=np.array([7.0, 3.0, 5.0]), rt60_bands=np.array([0.9, 0.85, 0.8, 0.8, 0.7, 0.5, 0.3]))
+    rng = np.random.default_rng(0)
+    _, mono = rooms.room_impulse_responses(room, [3.0, 1.5, 2.5], [5.0, 1.2, 1.0], rng)
+    t250, t4000 = (rooms.measure_rt60(mono[0], SR, band) for band in (250.0, 4000.0))
+    assert t250 == pytest.approx(0.85, rel=0.3)
+    assert t4000 == pytest.approx(0.5, rel=0.3)
+
+
+def test_late_tail_is_coherent_at_low_and_decorrelated_at_high_frequency():
+    from scipy import signal as sps
+    room = rooms.Room(size=np.array([8.0, 3.0, 6.0]), rt60_bands=np.full(7, 1.0))
+    binaural, _ = rooms.room_impulse_responses(room, [4.0, 1.5, 3.0], [6.0, 1.5, 1.0], np.random.default_rng(1))
+    late = binaural[:, int(0.15 * SR):int(0.6 * SR)]
+    f, coherence = sps.coherence(late[0], late[1], fs=SR, nperseg=1024)
+    assert coherence[(f > 60) & (f < 250)].mean() > 0.6
+    assert coherence[(f > 2000) & (f < 8000)].mean() < 0.25
+
+
+def test_rir_length_and_dtype_limits():
+    for seed in range(3):
+        _, _, _, binaural, mono = _room_rir(seed)
+        assert binaural.shape[1] <= 64000 and np.all(np.isfinite(binaural)) and np.all(np.isfinite(mono))
+        assert mono.dtype == np.float32 and mono.shape[0] == 1
+
+
+# ---------------------------------------------------------------- sources
+@pytest.mark.parametrize("index", range(len(sources.CLASSES)))
+def test_every_class_is_broadband_and_varied(index):
+    low_fractions, spectra = [], []
+    f = np.fft.rfftfreq(3 * SR, 1 / SR)
+    for seed in range(4):
+        x = sources.synthesize_event(index, np.random.default_rng(seed), 3 * SR)
+        assert x.shape == (3 * SR,) and np.all(np.isfinite(x))
+        power = np.abs(np.fft.rfft(x)) ** 2
+        low_fractions.append(power[f < 1500].sum() / power.sum())
+        edges = 100 * 2 ** np.arange(0, 7.2, 1 / 3)  # third octaves, 100 Hz .. 14 kHz
+        spectra.append([10 * np.log10(power[(f >= lo) & (f < hi)].sum() + 1e-12) for lo, hi in zip(edges, edges[1:])])
+    assert 0.02 <= min(low_fractions) and max(low_fractions) <= 0.98, low_fractions
+    spectra = np.array(spectra) - np.mean(spectra, axis=1, keepdims=True)
+    pairwise = [np.sqrt(np.mean((a - b) ** 2)) for i, a in enumerate(spectra) for b in spectra[i + 1:]]
+    assert min(pairwise) > 0.5, pairwise  # different draws sound different
+
+
+def test_class_table_uses_synthetic_ids():
+    table = sources.class_table()
+    assert len(table) >= 12
+    assert [row[0] for row in table] == list(range(len(table)))
+    mids = [row[1] for row in table]
+    assert len(set(mids)) == len(mids) and all(m.startswith("/synthetic/") for m in mids)
+
+
+def test_clip_is_ten_seconds_multilabel_and_never_clips():
+    label_counts = set()
+    for seed in range(8):
+        audio, labels = sources.make_clip(np.random.default_rng(seed))
+        assert audio.shape == (sources.CLIP_SAMPLES,) and audio.dtype == np.float32
+        assert 0.3 < np.abs(audio).max() <= 0.9
+        assert 1 <= len(labels) <= 3 and len(set(labels)) == len(labels) and labels == sorted(labels)
+        frame = np.square(audio[:len(audio) // 3200 * 3200]).reshape(-1, 3200).mean(axis=1)
+        assert np.mean(frame > frame.max() * 1e-3) > 0.2  # events are long enough to fill the clip
+        label_counts.add(len(labels))
+    assert len(label_counts) >= 2

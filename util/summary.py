@@ -1,0 +1,71 @@
+"""Summarise a finished run: the metrics beside chance, and training curves.
+
+    python -m util.summary OUTPUT_DIR
+
+Reads OUTPUT_DIR/metrics.json (written by `main_finetune.py --eval`) and
+OUTPUT_DIR/log.txt (one JSON line per training epoch); prints a table and writes
+OUTPUT_DIR/training_curves.png.
+"""
+import json
+import os
+import sys
+
+from util.report import new_figure, save_figure
+
+METRICS = (("mAP", "%", "higher"), ("ER20", "%", "lower"), ("MAE", "deg", "lower"), ("DER", "%", "lower"))
+
+
+def metrics_table(metrics):
+    """Lines of a plain-text table: each metric, chance, and the model's factor over chance."""
+    chance = metrics.get("chance") or {}
+    lines = [f"{'metric':<8}{'model':>10}{'chance':>10}{'model/chance':>14}  better"]
+    for name, unit, better in METRICS:
+        model_value, chance_value = metrics[name], chance.get(name)
+        ratio = f"{model_value / chance_value:.2f}" if chance_value else "-"
+        chance_text = f"{chance_value:.2f}" if chance_value is not None else "-"
+        lines.append(f"{name + ' (' + unit + ')':<12}{model_value:>6.2f}{chance_text:>10}{ratio:>14}  {better}")
+    return lines
+
+
+def read_log(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_training_curves(records, path):
+    """Training loss and the evaluation metrics per epoch."""
+    fig = new_figure((11, 3.2))
+    epochs = [r["epoch"] for r in records]
+    panels = [("train_loss", "training loss")] + [(f"test_{name}", f"{name} ({unit})") for name, unit, _ in METRICS]
+    for i, (key, title) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        points = [(e, r[key]) for e, r in zip(epochs, records) if key in r]
+        if points:
+            ax.plot(*zip(*points), marker="o")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+    return save_figure(fig, path)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    out = argv[0]
+    metrics_path, log_path = os.path.join(out, "metrics.json"), os.path.join(out, "log.txt")
+    if not os.path.exists(metrics_path):
+        print(f"error: {metrics_path} not found; run main_finetune.py --eval first", file=sys.stderr)
+        return 2
+    with open(metrics_path) as f:
+        metrics = json.load(f)
+    print(f"held-out evaluation, {metrics.get('num_clips', '?')} clips ({metrics.get('reverb_type', '?')}):")
+    print("\n".join(metrics_table(metrics)))
+    if os.path.exists(log_path):
+        print(f"training curves: {plot_training_curves(read_log(log_path), os.path.join(out, 'training_curves.png'))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
