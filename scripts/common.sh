@@ -54,6 +54,7 @@ launch() {  # launch ARGS...: main_finetune.py under torchrun with this script's
         --amp "$AMP" --num_workers "$NUM_WORKERS" --nb_classes 355 --dist_eval "$@"
 }
 
-resume_flag() {  # continue an interrupted run in OUTPUT_DIR instead of starting over
-    if [ -f "$OUTPUT_DIR/checkpoint-last.pth" ]; then echo "--resume $OUTPUT_DIR/checkpoint-last.pth"; fi
+resume_args() {  # sets RESUME: continue an interrupted run in OUTPUT_DIR instead of starting over
+    RESUME=()
+    if [ -f "$OUTPUT_DIR/checkpoint-last.pth" ]; then RESUME=(--resume "$OUTPUT_DIR/checkpoint-last.pth"); fi
 }
