@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from dataset.spatial import DISTANCE_BIN_M
 from util import dist, metrics
 from util.lr import set_learning_rate
 
@@ -33,14 +34,39 @@ def autocast(device, amp):
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
+def gaussian_targets(classes, num_classes, sigma, circular=False):
+    """Soft targets [B, num_classes]: a Gaussian of `sigma` classes around each true class.
+
+    Neighbouring bins of a direction or distance are near misses, not unrelated classes;
+    spreading the target over them lets every example teach the bins around its own,
+    which matters when each of 360 azimuth bins sees a handful of examples. sigma = 0
+    gives one-hot targets. `circular` wraps the distance around (azimuth: 359 is next to 0).
+    """
+    if sigma <= 0:
+        return F.one_hot(classes, num_classes).float()
+    offset = (torch.arange(num_classes, device=classes.device)[None, :] - classes[:, None]).abs().float()
+    if circular:
+        offset = torch.minimum(offset, num_classes - offset)
+    weights = torch.exp(-0.5 * (offset / sigma) ** 2)
+    return weights / weights.sum(dim=1, keepdim=True)
+
+
 def compute_loss(outputs, labels, spatial, args):
-    """Weighted sum of event BCE and distance/azimuth/elevation cross-entropies (upstream's 1250/1/2/2)."""
+    """Weighted sum of event BCE and distance/azimuth/elevation cross-entropies (upstream's 1250/1/2/2).
+
+    With `args.direction_label_sigma` (degrees) or `args.distance_label_sigma` (metres) the
+    cross-entropies take Gaussian soft targets; at 0 they are upstream's one-hot losses.
+    """
     events, distance, azimuth, elevation = (o.float() for o in outputs)
+    direction_sigma = args.direction_label_sigma  # degrees = classes: the bins are 1 degree wide
+    distance_sigma = args.distance_label_sigma / DISTANCE_BIN_M
     parts = {
         "loss_events": F.binary_cross_entropy_with_logits(events, labels),
-        "loss_distance": F.cross_entropy(distance, spatial[:, 0]),
-        "loss_azimuth": F.cross_entropy(azimuth, spatial[:, 1]),
-        "loss_elevation": F.cross_entropy(elevation, spatial[:, 2]),
+        "loss_distance": F.cross_entropy(distance, gaussian_targets(spatial[:, 0], distance.shape[1], distance_sigma)),
+        "loss_azimuth": F.cross_entropy(azimuth, gaussian_targets(spatial[:, 1], azimuth.shape[1], direction_sigma,
+                                                                   circular=True)),
+        "loss_elevation": F.cross_entropy(elevation, gaussian_targets(spatial[:, 2], elevation.shape[1],
+                                                                       direction_sigma)),
     }
     loss = (args.event_loss_weight * parts["loss_events"]
             + args.distance_loss_weight * parts["loss_distance"]

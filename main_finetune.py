@@ -49,9 +49,16 @@ def get_args_parser():
     p.add_argument("--event_loss_weight", type=float, default=1250.0)
     p.add_argument("--distance_loss_weight", type=float, default=1.0)
     p.add_argument("--direction_loss_weight", type=float, default=2.0, help="weight of azimuth + elevation CE")
+    p.add_argument("--direction_label_sigma", type=float, default=0.0,
+                   help="degrees: Gaussian soft targets over azimuth (circular) and elevation classes "
+                        "(0: one-hot, as upstream)")
+    p.add_argument("--distance_label_sigma", type=float, default=0.0,
+                   help="metres: Gaussian soft targets over distance classes (0: one-hot, as upstream)")
     # model
     p.add_argument("--model", default="build_AST", choices=sorted(MODELS))
     p.add_argument("--nb_classes", type=int, default=355, help="must match the class csv")
+    p.add_argument("--patch_size", type=int, default=16, choices=[16, 32],
+                   help="16 (the paper's 512 tokens); 32 gives 128 tokens, ~4x cheaper, for small runs")
     p.add_argument("--drop_path", type=float, default=0.1)
     p.add_argument("--freqm", type=int, default=48, help="SpecAugment frequency mask width (0: off)")
     p.add_argument("--timem", type=int, default=192, help="SpecAugment time mask width (0: off)")
@@ -60,6 +67,9 @@ def get_args_parser():
     p.add_argument("--mask_2d", action=argparse.BooleanOptionalAction, default=True,
                    help="drop whole token rows/columns (default) or, with --no-mask_2d, "
                         "random tokens at rate mask_t_prob")
+    p.add_argument("--fusion_init", choices=["random", "interaural"], default="random",
+                   help="start of the 4->1 channel fusion conv when training from scratch: random (upstream) "
+                        "or interaural (left minus right log-mel; binaural only)")
     p.add_argument("--finetune", default="", help="initialise from an AudioMAE or Spatial-AST checkpoint")
     p.add_argument("--resume", default="", help="continue a run from its checkpoint-last.pth")
     p.add_argument("--start_epoch", type=int, default=0)
@@ -109,6 +119,11 @@ def check_args(args):
     for name in ("mask_t_prob", "mask_f_prob"):  # dropping every token row would leave none
         if not 0.0 <= getattr(args, name) < 1.0:
             raise SystemExit(f"error: --{name} must be in [0, 1), got {getattr(args, name)}")
+    if args.fusion_init == "interaural" and args.reverb_type != "binaural":
+        raise SystemExit("error: --fusion_init interaural needs --reverb_type binaural (two ears)")
+    for name in ("direction_label_sigma", "distance_label_sigma"):
+        if not getattr(args, name) >= 0.0:
+            raise SystemExit(f"error: --{name} must be >= 0 (0 gives one-hot targets), got {getattr(args, name)}")
     if not 0.0 <= args.mixup <= 1.0:
         raise SystemExit(f"error: --mixup is a probability in [0, 1], got {args.mixup}")
     if args.batch_size < 1 or args.accum_iter < 1 or args.epochs < 1:
@@ -155,8 +170,12 @@ def build_loaders(args, train_set, val_set, device):
 
 
 def build_model(args, num_channels):
-    return create_model(args.model, num_classes=args.nb_classes, drop_path_rate=args.drop_path,
-                        num_channels=num_channels, freqm=args.freqm, timem=args.timem, mask_2d=args.mask_2d)
+    model = create_model(args.model, num_classes=args.nb_classes, drop_path_rate=args.drop_path,
+                         patch_size=args.patch_size, num_channels=num_channels, freqm=args.freqm,
+                         timem=args.timem, mask_2d=args.mask_2d)
+    if args.fusion_init == "interaural":
+        model.init_fusion_interaural()
+    return model
 
 
 def chance_levels(args, classes, train_set, val_set):

@@ -130,6 +130,23 @@ class SpatialAST(nn.Module):
         for head in (self.head, self.distance_head, self.azimuth_head, self.elevation_head):
             nn.init.trunc_normal_(head.weight, std=2e-5)
 
+    def init_fusion_interaural(self):
+        """Start the fusion conv as left minus right log-mel: the interaural level difference.
+
+        For training from scratch. The conv squeezes four feature maps into one channel;
+        from a random start, level and interaural cues are confounded in it and a small
+        run never separates them (scripts/fusion_probe.py measures this). In the level
+        difference the sound's own spectrum cancels, so the direction heads have a clean
+        cue from the first step; the conv then learns what else to mix in. Pretrained or
+        resumed weights replace this start.
+        """
+        if self.num_channels != 2:
+            raise ValueError("the interaural fusion start needs a binaural model (num_channels=2)")
+        with torch.no_grad():
+            weight = self.conv_downsample[0].weight  # [1, (left, right, IPD cos, IPD sin), 3, 3]
+            weight.zero_()
+            weight[0, 0, 1, 1], weight[0, 1, 1, 1] = 1.0, -1.0
+
     def no_weight_decay(self):
         return {"pos_embed"}
 
@@ -147,7 +164,11 @@ class SpatialAST(nn.Module):
 
     def forward_audio(self, audio, mask_t_prob=0.0, mask_f_prob=0.0):
         """Logits for audio as it reaches the ears: [B, C, T], e.g. a binaural recording."""
-        x = self.conv_downsample(self.features(audio))
+        return self.forward_features(self.features(audio), mask_t_prob, mask_f_prob)
+
+    def forward_features(self, x, mask_t_prob=0.0, mask_f_prob=0.0):
+        """Logits from front-end features [B, 4 or 1, 1024, 128] as `features` returns them."""
+        x = self.conv_downsample(x)
         if self.training:
             x = frontend.spec_augment(x, self.freqm, self.timem)
         x = self.patch_embed(x) + self.pos_embed[:, 1:, :]
@@ -248,6 +269,7 @@ def config_from_state_dict(state_dict):
         if key not in state_dict:
             raise ValueError(f"not a Spatial-AST state dict: key {key!r} is missing")
     embed_dim = state_dict["pos_embed"].shape[-1]
+    patch_size = state_dict["patch_embed.proj.weight"].shape[-1] if "patch_embed.proj.weight" in state_dict else 16
     depth = 1 + max(int(k.split(".")[1]) for k in state_dict if k.startswith("blocks."))
     return {
         "embed_dim": embed_dim,
@@ -255,4 +277,5 @@ def config_from_state_dict(state_dict):
         "num_heads": max(1, embed_dim // 64),
         "num_classes": state_dict["head.weight"].shape[0],
         "num_channels": 2 if state_dict["conv_downsample.0.weight"].shape[1] == 4 else 1,
+        "patch_size": patch_size,
     }

@@ -63,7 +63,10 @@ def test_depth1_parity_with_the_reference_implementation(parity):
 def test_config_is_read_back_from_a_state_dict():
     model = build_AST_tiny(num_classes=7, num_channels=1)
     assert config_from_state_dict(model.state_dict()) == {
-        "embed_dim": 192, "depth": 4, "num_heads": 3, "num_classes": 7, "num_channels": 1}
+        "embed_dim": 192, "depth": 4, "num_heads": 3, "num_classes": 7, "num_channels": 1, "patch_size": 16}
+    coarse = build_AST_tiny(patch_size=32)
+    assert coarse.pos_embed.shape == (1, 1 + 32 * 4, 192)  # 1024 / 32 frames x 128 / 32 mel bins
+    assert config_from_state_dict(coarse.state_dict())["patch_size"] == 32
 
 
 def test_named_configurations_share_the_code_and_differ_in_size():
@@ -167,3 +170,16 @@ def _published_frozen_tensors(model):
         "spectrogram_extractor.conv_imag.weight": (-torch.sin(angle) * window).float().unsqueeze(1),
         "logmel_extractor.melW": model.mel.clone(),
     }
+
+
+def test_interaural_fusion_start_passes_the_level_difference_alone():
+    # Same sound at both ears, 6 dB (in log-mel units) louder on the left: the fused map
+    # before its BatchNorm is that difference everywhere, whatever the sound's spectrum.
+    model = build_AST_tiny()
+    model.init_fusion_interaural()
+    spectrum = torch.randn(1, 1, 1024, 128) * 10
+    ipd = torch.randn(1, 2, 1024, 128)
+    fused = model.conv_downsample[0](torch.cat([spectrum + 6.0, spectrum, ipd], dim=1))
+    assert torch.allclose(fused, torch.full_like(fused, 6.0), atol=1e-4)
+    with pytest.raises(ValueError, match="binaural"):
+        build_AST_tiny(num_channels=1).init_fusion_interaural()
