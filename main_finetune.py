@@ -67,9 +67,12 @@ def get_args_parser():
     p.add_argument("--mask_2d", action=argparse.BooleanOptionalAction, default=True,
                    help="drop whole token rows/columns (default) or, with --no-mask_2d, "
                         "random tokens at rate mask_t_prob")
+    p.add_argument("--fusion_channels", type=int, default=1,
+                   help="channels the 3x3 conv fuses the feature maps into: 1 (the paper's model, needed for "
+                        "its checkpoints) up to 4 binaural / 1 mono; more keep level and interaural cues apart")
     p.add_argument("--fusion_init", choices=["random", "interaural"], default="random",
-                   help="start of the 4->1 channel fusion conv when training from scratch: random (upstream) "
-                        "or interaural (left minus right log-mel; binaural only)")
+                   help="start of the fusion conv when training from scratch: random (upstream) or interaural "
+                        "(level difference, then level, IPD sin and cos, one per fused channel; binaural only)")
     p.add_argument("--finetune", default="", help="initialise from an AudioMAE or Spatial-AST checkpoint")
     p.add_argument("--resume", default="", help="continue a run from its checkpoint-last.pth")
     p.add_argument("--start_epoch", type=int, default=0)
@@ -119,6 +122,10 @@ def check_args(args):
     for name in ("mask_t_prob", "mask_f_prob"):  # dropping every token row would leave none
         if not 0.0 <= getattr(args, name) < 1.0:
             raise SystemExit(f"error: --{name} must be in [0, 1), got {getattr(args, name)}")
+    max_fusion = 4 if args.reverb_type == "binaural" else 1
+    if not 1 <= args.fusion_channels <= max_fusion:
+        raise SystemExit(f"error: --fusion_channels must be 1..{max_fusion} with --reverb_type {args.reverb_type} "
+                         f"(the feature maps it fuses), got {args.fusion_channels}")
     if args.fusion_init == "interaural" and args.reverb_type != "binaural":
         raise SystemExit("error: --fusion_init interaural needs --reverb_type binaural (two ears)")
     for name in ("direction_label_sigma", "distance_label_sigma"):
@@ -172,7 +179,7 @@ def build_loaders(args, train_set, val_set, device):
 def build_model(args, num_channels):
     model = create_model(args.model, num_classes=args.nb_classes, drop_path_rate=args.drop_path,
                          patch_size=args.patch_size, num_channels=num_channels, freqm=args.freqm,
-                         timem=args.timem, mask_2d=args.mask_2d)
+                         timem=args.timem, mask_2d=args.mask_2d, fusion_channels=args.fusion_channels)
     if args.fusion_init == "interaural":
         model.init_fusion_interaural()
     return model

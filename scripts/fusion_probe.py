@@ -1,18 +1,21 @@
 """Does a from-scratch Spatial-AST hear direction? A side-by-side probe of the fusion conv.
 
-    python scripts/fusion_probe.py [--data data/embedded] [--epochs 4] [--direction_label_sigma 8]
+    python scripts/fusion_probe.py [--data data/embedded] [--epochs 3] [--starts 1:random 1:interaural 4:interaural]
 
 Spatial-AST fuses left/right log-mel and IPD cos/sin into ONE channel with a 3x3 conv
 before the patch embedding. From AudioMAE weights (upstream) the encoder already reads
 log-mel images and 2M clips teach the conv the rest; from scratch on a small dataset,
 level and interaural cues are confounded in that single channel. This probe measures
 it (run by hand, minutes on a CPU): it computes the front-end features of fixed
-(clip, RIR) pairs once, then trains the same tiny model on them twice, side by side:
-- `random`: the fusion conv's default initialisation (as the demo trains);
-- `ild`: the fusion conv starts as left minus right log-mel, the interaural level
-  difference alone (the sound's own spectrum cancels in it),
-and prints held-out metrics after every epoch beside chance. The loss is the demo's
-(soft direction/distance targets by default; `--direction_label_sigma 0
+(clip, RIR) pairs once, then trains the same tiny model on them once per start, side by
+side, and prints held-out metrics after every epoch beside chance. A start is
+FUSED_CHANNELS:INIT:
+- `1:random`: the paper's one fused channel, default initialisation;
+- `1:interaural`: one channel starting as left minus right log-mel, the interaural level
+  difference alone (the sound's own spectrum cancels in it);
+- `4:interaural`: four fused channels starting as level difference, level, IPD sin and
+  cos (`SpatialAST.init_fusion_interaural`), as the demo trains.
+The loss is the demo's (soft direction/distance targets by default; `--direction_label_sigma 0
 --distance_label_sigma 0` gives upstream's one-hot one).
 """
 import argparse
@@ -51,14 +54,6 @@ def front_end_features(model, dataset, batch_size=16):
     return {name: torch.cat(parts) for name, parts in columns.items()}
 
 
-def set_fusion_init(model, init):
-    if init == "ild":
-        with torch.no_grad():
-            weight = model.conv_downsample[0].weight  # [1, 4 (left, right, cos, sin), 3, 3]
-            weight.zero_()
-            weight[0, 0, 1, 1], weight[0, 1, 1, 1] = 1.0, -1.0
-
-
 @torch.no_grad()
 def held_out_metrics(model, data, batch_size=50):
     model.eval()
@@ -71,11 +66,13 @@ def held_out_metrics(model, data, batch_size=50):
     return result
 
 
-def train(init, train_data, eval_data, args):
+def train(start, train_data, eval_data, args):
+    fused_channels, init = start.split(":")
     torch.manual_seed(args.seed)
     model = create_model("build_AST_tiny", num_classes=train_data["labels"].shape[1], patch_size=args.patch_size,
-                         drop_path_rate=0.0, freqm=0, timem=0)
-    set_fusion_init(model, init)
+                         drop_path_rate=0.0, freqm=0, timem=0, fusion_channels=int(fused_channels))
+    if init == "interaural":
+        model.init_fusion_interaural()
     loss_args = SimpleNamespace(event_loss_weight=50.0, distance_loss_weight=1.0, direction_loss_weight=2.0,  # the demo's
                                 direction_label_sigma=args.direction_label_sigma,
                                 distance_label_sigma=args.distance_label_sigma)
@@ -83,7 +80,7 @@ def train(init, train_data, eval_data, args):
     n = len(train_data["x"])
     steps_per_epoch = n // args.batch_size
     total, warmup, step = args.epochs * steps_per_epoch, max(1, args.epochs * steps_per_epoch // 20), 0
-    start = time.time()
+    began = time.time()
     for epoch in range(args.epochs):
         order = torch.randperm(n)
         for i in range(steps_per_epoch):
@@ -97,8 +94,8 @@ def train(init, train_data, eval_data, args):
             loss.backward()
             optimizer.step()
             step += 1
-        print(f"{init:>7} epoch {epoch + 1}  {format_row(held_out_metrics(model, eval_data))}  "
-              f"({time.time() - start:.0f} s)", flush=True)
+        print(f"{start:>12} epoch {epoch + 1}  {format_row(held_out_metrics(model, eval_data))}  "
+              f"({time.time() - began:.0f} s)", flush=True)
 
 
 def format_row(result):
@@ -108,7 +105,9 @@ def format_row(result):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="data/embedded", help="an embedded dataset (python -m dataset.synthetic.generate)")
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--starts", nargs="+", default=["1:random", "1:interaural", "4:interaural"],
+                   help="FUSED_CHANNELS:INIT pairs, INIT random or interaural")
     p.add_argument("--patch_size", type=int, default=32, help="32: 128 tokens, 4x cheaper than the model's 16")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -125,9 +124,11 @@ def main():
     eval_data = front_end_features(feature_model.eval(), eval_set)  # BN's running statistics from the pass above
     chance = metrics.chance_metrics(train_data["labels"].numpy(), *train_data["spatial"][:, [1, 2, 0]].numpy().T,
                                     eval_data["labels"].numpy(), *eval_data["spatial"][:, [1, 2, 0]].numpy().T)
-    print(f" chance          {format_row(chance)}", flush=True)
-    for init in ("random", "ild"):
-        train(init, train_data, eval_data, args)
+    print(f"{'chance':>12}         {format_row(chance)}", flush=True)
+    for start in args.starts:
+        if start.split(":")[-1] not in ("random", "interaural"):
+            raise SystemExit(f"error: --starts takes FUSED_CHANNELS:INIT with INIT random or interaural, got {start!r}")
+        train(start, train_data, eval_data, args)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ import torch
 
 from conftest import REFERENCE
 from models import build_AST, build_AST_small, build_AST_tiny, config_from_state_dict, create_model
-from models.frontend import fft_convolve, interaural_phase, mask_along, stft
+from models.frontend import (fft_convolve, interaural_phase, log_mel, mask_along, mel_blocks, mel_matrix,
+                             mel_project, stft)
 from models.pos_embed import sincos_2d
-from models.spatial_ast import FROZEN_FRONTEND_KEYS, drop_token_rows
+from models.spatial_ast import FROZEN_FRONTEND_KEYS, PatchEmbed, drop_token_rows
 
 MANIFEST = os.path.join(REFERENCE, "spatial_ast_base_state_dict.json")
 PARITY = os.path.join(REFERENCE, "spatial_ast_depth1_parity.pt")
@@ -63,10 +64,14 @@ def test_depth1_parity_with_the_reference_implementation(parity):
 def test_config_is_read_back_from_a_state_dict():
     model = build_AST_tiny(num_classes=7, num_channels=1)
     assert config_from_state_dict(model.state_dict()) == {
-        "embed_dim": 192, "depth": 4, "num_heads": 3, "num_classes": 7, "num_channels": 1, "patch_size": 16}
+        "embed_dim": 192, "depth": 4, "num_heads": 3, "num_classes": 7, "num_channels": 1, "patch_size": 16,
+        "fusion_channels": 1}
     coarse = build_AST_tiny(patch_size=32)
     assert coarse.pos_embed.shape == (1, 1 + 32 * 4, 192)  # 1024 / 32 frames x 128 / 32 mel bins
     assert config_from_state_dict(coarse.state_dict())["patch_size"] == 32
+    wide = build_AST_tiny(fusion_channels=4)
+    assert wide.patch_embed.proj.weight.shape == (192, 4, 16, 16)
+    assert config_from_state_dict(wide.state_dict())["fusion_channels"] == 4
 
 
 def test_named_configurations_share_the_code_and_differ_in_size():
@@ -183,3 +188,49 @@ def test_interaural_fusion_start_passes_the_level_difference_alone():
     assert torch.allclose(fused, torch.full_like(fused, 6.0), atol=1e-4)
     with pytest.raises(ValueError, match="binaural"):
         build_AST_tiny(num_channels=1).init_fusion_interaural()
+
+
+def test_interaural_start_of_four_fused_channels_is_ild_level_and_ipd():
+    # Left 6 dB louder than right over a random spectrum, and random IPD maps: the four fused
+    # channels start as the level difference, the mean level, IPD sin and IPD cos.
+    model = build_AST_tiny(fusion_channels=4)
+    model.init_fusion_interaural()
+    spectrum = torch.randn(1, 1, 64, 32) * 10
+    cos, sin = torch.randn(1, 1, 64, 32), torch.randn(1, 1, 64, 32)
+    fused = model.conv_downsample[0](torch.cat([spectrum + 6.0, spectrum, cos, sin], dim=1))
+    for channel, expected in enumerate([torch.full_like(spectrum, 6.0), spectrum + 3.0, sin, cos]):
+        assert torch.allclose(fused[:, channel:channel + 1], expected, atol=1e-4), channel
+
+
+def test_fusion_channels_outside_the_feature_maps_are_refused():
+    with pytest.raises(ValueError, match="fusion_channels must be 1..4"):
+        build_AST_tiny(fusion_channels=5)
+    with pytest.raises(ValueError, match="fusion_channels must be 1..1"):
+        build_AST_tiny(num_channels=1, fusion_channels=2)
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_patch_embedding_equals_the_strided_convolution(channels):
+    embed = PatchEmbed((64, 32), 16, 24, in_channels=channels)
+    x = torch.randn(2, channels, 64, 32)
+    reference = embed.proj(x).flatten(2).transpose(1, 2)  # rows of time, then frequency columns
+    assert torch.allclose(embed(x), reference, atol=1e-5)
+
+
+def test_blocked_mel_projection_equals_the_dense_one():
+    mel = mel_matrix()
+    x = torch.rand(3, 7, 513)
+    assert torch.allclose(mel_project(x, mel, mel_blocks(mel)), x @ mel, rtol=1e-5, atol=1e-6)
+    spec = stft(torch.randn(1, 2, 8000), torch.hann_window(1024))
+    assert torch.allclose(log_mel(spec, mel, mel_blocks(mel)), log_mel(spec, mel), atol=1e-4)
+
+
+def test_ipd_from_the_cross_spectrum_equals_the_difference_of_phases():
+    spec = stft(torch.randn(2, 2, 16000), torch.hann_window(1024))
+    spec[1, :, :5] = 0  # digital silence in both ears: IPD 0, as upstream's atan2(0, 0)
+    phase = torch.atan2(spec.imag, spec.real)
+    ipd = phase[:, 1] - phase[:, 0]
+    identity = torch.eye(513)
+    cos, sin = interaural_phase(spec, identity).unbind(1)
+    assert torch.allclose(cos, torch.cos(ipd), atol=1e-5) and torch.allclose(sin, torch.sin(ipd), atol=1e-5)
+    assert torch.all(cos[1, :5] == 1) and torch.all(sin[1, :5] == 0)

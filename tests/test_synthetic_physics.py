@@ -89,6 +89,30 @@ def test_front_and_back_differ_in_ear_spectra():
     assert band_db(front[0], 4000, 12000) - band_db(back[0], 4000, 12000) > 3.0  # ...but the rear is duller
 
 
+def test_front_back_also_changes_the_high_frequency_level_difference():
+    # 45 degrees right of front vs 45 degrees right of behind: the same lateral angle, so
+    # nearly the same low-frequency ITD (the pinna shelves differ a little in group delay),
+    # but the wave reaching the far (left) pinna from behind is dulled: the high-frequency
+    # ILD is larger behind, an interaural cue to front and back.
+    front, back = head.free_field_hrir(45, 0, 2.0, SR), head.free_field_hrir(315, 0, 2.0, SR)
+    def ild(h, lo, hi):
+        return band_db(h[1], lo, hi) - band_db(h[0], lo, hi)
+    low = (200, 1000)
+    assert interaural_delay(front, band=low) == pytest.approx(interaural_delay(back, band=low), rel=0.1)
+    assert abs(ild(front, 300, 800) - ild(back, 300, 800)) < 1.0
+    assert ild(back, 4000, 12000) - ild(front, 4000, 12000) > 3.0
+    # mirror symmetry: the same holds on the left, with the sign of the ILD flipped
+    assert ild(head.free_field_hrir(135, 0, 2.0, SR), 4000, 12000) == pytest.approx(-ild(front, 4000, 12000), abs=1e-6)
+
+
+def test_pinna_shadow_is_zero_on_the_pinna_axis_and_full_behind_it():
+    axes = head.pinna_axes()  # [left, right]; they are 90 degrees apart (each 45 degrees forward)
+    assert head.pinna_shadow_amount(axes) == pytest.approx(np.array([[0.0, 0.25], [0.25, 0.0]]))
+    assert np.diag(head.pinna_shadow_amount(-axes)) == pytest.approx([1.0, 1.0])
+    straight_back = head.pinna_shadow_amount(np.array([[0.0, 0.0, 1.0]]))
+    assert straight_back[0, 0] == pytest.approx(straight_back[0, 1])  # both ears alike: a monaural cue
+
+
 def test_pinna_notch_moves_with_elevation():
     def notch_hz(elevation):
         spectrum = np.abs(np.fft.rfft(head.free_field_hrir(90, elevation, 2.0, SR)[0], 8192))

@@ -32,16 +32,21 @@ def read_log(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def plot_training_curves(records, path):
-    """Training loss and the evaluation metrics per epoch."""
+def plot_training_curves(records, path, chance=None):
+    """Training loss and the evaluation metrics per epoch, each metric beside its chance level."""
+    chance = chance or {}
     fig = new_figure((11, 3.2))
     epochs = [r["epoch"] for r in records]
-    panels = [("train_loss", "training loss")] + [(f"test_{name}", f"{name} ({unit})") for name, unit, _ in METRICS]
-    for i, (key, title) in enumerate(panels):
+    panels = [("train_loss", "training loss", None)] + [
+        (f"test_{name}", f"{name} ({unit})", chance.get(name)) for name, unit, _ in METRICS]
+    for i, (key, title, chance_value) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
         points = [(e, r[key]) for e, r in zip(epochs, records) if key in r]
         if points:
-            ax.plot(*zip(*points), marker="o")
+            ax.plot(*zip(*points), marker="o", label="model")
+        if chance_value is not None:
+            ax.axhline(chance_value, color="grey", linestyle="--", linewidth=1, label="chance")
+            ax.legend(fontsize=7)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -63,7 +68,8 @@ def main(argv=None):
     print(f"held-out evaluation, {metrics.get('num_clips', '?')} clips ({metrics.get('reverb_type', '?')}):")
     print("\n".join(metrics_table(metrics)))
     if os.path.exists(log_path):
-        print(f"training curves: {plot_training_curves(read_log(log_path), os.path.join(out, 'training_curves.png'))}")
+        curves = plot_training_curves(read_log(log_path), os.path.join(out, "training_curves.png"), metrics.get("chance"))
+        print(f"training curves: {curves}")
     return 0
 
 

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from . import rooms, sources
 
-FORMAT_VERSION = 2  # 2: no NaN in the late tail of short-RT60 rooms (1 wrote some)
+FORMAT_VERSION = 3  # 2: no NaN in the late tail of short-RT60 rooms (1 wrote some); 3: per-ear pinna shadow
 SPLITS = ("train", "eval")
 _SPLIT_CODE = {"train": 0, "eval": 1}
 _CLIP_STREAM, _ROOM_STREAM, _POSITION_STREAM = 0, 1, 2

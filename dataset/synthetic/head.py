@@ -14,8 +14,12 @@ Each arrival reaches each ear with
   frequency. Being minimum phase
   it also adds low-frequency group delay, so the low-frequency ITD exceeds Woodworth's
   high-frequency one, as for a real sphere (Kuhn 1977);
-- a rear high-shelf shadow (up to -10 dB above a few kHz for sources straight behind),
-  the pinna flange's shielding that lets listeners tell front from back;
+- a pinna shadow per ear: a high shelf (up to -10.5 dB above a few kHz) that grows as
+  the sound comes from behind that ear's pinna, whose opening faces outwards and 45
+  degrees forwards. Straight behind, both ears are dulled alike (a monaural front/back
+  cue); for a source behind and to one side, the wave that creeps round the back of
+  the head reaches the far pinna from behind, so the high-frequency level difference is
+  larger behind than in front, an interaural front/back cue as in measured heads;
 - a pinna notch whose frequency rises with elevation (about 5.5 kHz below the horizon to
   10.5 kHz above), a monaural elevation cue.
 
@@ -29,7 +33,8 @@ HEAD_RADIUS = 0.0875
 SHADOW_ALPHA_MIN = 0.1  # Brown & Duda's values
 SHADOW_THETA_MIN = np.radians(150.0)
 REAR_SHELF_HZ = 2000.0
-REAR_MAX_LOSS = 0.7  # high-frequency gain 0.3 (-10.5 dB) for a source straight behind
+REAR_MAX_LOSS = 0.7  # high-frequency gain 0.3 (-10.5 dB) for a sound from straight behind a pinna
+PINNA_FORWARD_RAD = np.radians(45.0)  # each pinna's opening: outwards, turned this far to the front
 PINNA_REFLECTION = 0.5
 KERNEL_SIZE = 256
 KERNEL_LEAD = 64  # samples kept before each arrival for the band-limited delay's pre-ringing
@@ -72,17 +77,33 @@ def head_shadow(directions, freqs, radius=HEAD_RADIUS, c=SPEED_OF_SOUND):
     return (1 + alpha[..., None] * jwt) / (1 + jwt)
 
 
+def pinna_axes():
+    """Unit vectors [left, right] that the pinna openings face: outwards, turned forwards."""
+    side, ahead = np.cos(PINNA_FORWARD_RAD), np.sin(PINNA_FORWARD_RAD)
+    return np.array([[-side, 0.0, -ahead], [side, 0.0, -ahead]])  # -z is the front
+
+
+def pinna_shadow_amount(directions):
+    """How far behind each [left, right] pinna a sound comes from, 0 (in front) .. 1, [N, 2].
+
+    ((1 - cos angle) / 2) ** 2 of the angle between the source and the pinna's axis: 0
+    on the axis, 1/4 at right angles, 1 straight behind the pinna. Being convex, it
+    shadows the far ear of a rear source more than the near ear of a frontal one gains,
+    so the interaural level difference differs between front and back.
+    """
+    return ((1 - _unit(directions) @ pinna_axes().T) / 2) ** 2
+
+
 def front_back_filter(directions, freqs):
-    """Rear high-frequency shadow times elevation-dependent pinna notch, shape [N, 1, F]."""
+    """Pinna rear shadow per ear times an elevation-dependent pinna notch, shape [N, 2, F]."""
     u = _unit(directions)
-    behind = np.clip(u[:, 2], 0.0, 1.0)  # +z is behind the listener
-    rear_gain = 1 - REAR_MAX_LOSS * behind
+    rear_gain = 1 - REAR_MAX_LOSS * pinna_shadow_amount(u)  # [N, 2]
     jw = 1j * np.asarray(freqs) / REAR_SHELF_HZ
-    shelf = (1 + rear_gain[:, None] * jw) / (1 + jw)
+    shelf = (1 + rear_gain[..., None] * jw) / (1 + jw)
     notch_hz = 8000.0 + 2500.0 * u[:, 1]  # u_y = sin(elevation)
     delay = 1 / (2 * notch_hz)
     pinna = (1 + PINNA_REFLECTION * np.exp(-2j * np.pi * np.asarray(freqs) * delay[:, None])) / (1 + PINNA_REFLECTION)
-    return (shelf * pinna)[:, None, :]
+    return shelf * pinna[:, None, :]
 
 
 def ear_transfer(directions, freqs, radius=HEAD_RADIUS, c=SPEED_OF_SOUND):

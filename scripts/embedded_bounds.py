@@ -1,0 +1,126 @@
+"""What the embedded dataset allows at best: spatial cues read straight off the impulse responses.
+
+    python scripts/embedded_bounds.py [--data data/embedded]
+
+Run by hand (about a minute on 2 cores). A model hears 10 s of an unknown sound through a
+room; this script instead reads each binaural impulse response itself, which no listener
+gets, and asks how well simple features of it predict the spatial targets in rooms it has
+not seen (gradient-boosted trees, leave-rooms-out folds over all train and eval rooms):
+
+- front/back, from the band interaural level differences of (a) the whole response, which
+  is what a long sound's time-averaged spectrum carries, and (b) the direct sound alone
+  (5 ms around its arrival), which only onsets reveal;
+- distance, from the direct-to-reverberant ratio, the total energy (the level of a source
+  of known loudness) and the late-energy fraction.
+
+It then scores what those oracle predictions give in the paper's metrics beside chance:
+direction as the true lateral angle with the predicted front/back side and the most common
+elevation, and the predicted distance. Chance is the best constant prediction, as the demo
+prints it.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from dataset.spatial import parse_position, spatial_targets  # noqa: E402
+from util import metrics  # noqa: E402
+
+SAMPLE_RATE = 32000
+BAND_EDGES_HZ = (300, 700, 1500, 3000, 5000, 8000, 12000)
+DIRECT_WINDOW = (-40, 120)  # samples around the direct sound's arrival (about 5 ms)
+
+
+def band_ild(rir):
+    """Right minus left energy (dB) in BAND_EDGES_HZ bands of a [2, n] response."""
+    spectrum = np.abs(np.fft.rfft(rir, 8192, axis=-1)) ** 2
+    freqs = np.fft.rfftfreq(8192, 1 / SAMPLE_RATE)
+    bands = np.array([spectrum[:, (freqs >= lo) & (freqs < hi)].sum(-1)
+                      for lo, hi in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:])]) + 1e-12
+    return 10 * np.log10(bands[:, 1] / bands[:, 0])
+
+
+def rir_features(rir):
+    energy = np.square(rir).sum(0)
+    arrival = int(np.argmax(np.abs(rir).sum(0) > 0.3 * np.abs(rir).max()))
+    start, end = max(0, arrival + DIRECT_WINDOW[0]), arrival + DIRECT_WINDOW[1]
+    direct, total = energy[start:end].sum(), energy.sum()
+    late = energy[arrival + SAMPLE_RATE // 20:].sum()  # after 50 ms
+    distance_cues = [10 * np.log10(direct / (total - direct + 1e-12)), 10 * np.log10(total),
+                     10 * np.log10(late / total + 1e-12)]
+    return band_ild(rir), band_ild(rir[:, start:end]), distance_cues
+
+
+def load(data):
+    rows = []
+    for split in ("train", "eval"):
+        with open(os.path.join(data, f"{split}_reverberation.json")) as f:
+            entries = json.load(f)["data"]
+        for entry in entries:
+            rir = np.load(os.path.join(data, "binaural", entry["fname"])).astype(np.float64)
+            target = spatial_targets(parse_position(entry["sensor_position"]), parse_position(entry["source_position"]))
+            rows.append((split, entry["fname"].split("/")[0], target, *rir_features(rir)))
+    split, room, targets, whole, direct, distance_cues = zip(*rows)
+    spatial = np.array([[t["distance"], t["azimuth"], t["elevation"]] for t in targets])
+    return np.array(split), np.array(room), spatial, np.array(whole), np.array(direct), np.array(distance_cues)
+
+
+def held_out_predictions(model, features, target, room, folds=5):
+    """Predictions for every row from a model fitted on the other rooms (rooms dealt to folds)."""
+    rooms = np.unique(room)
+    fold_of_room = {name: i % folds for i, name in enumerate(rooms)}
+    fold = np.array([fold_of_room[r] for r in room])
+    out = np.zeros(len(target), dtype=np.float64)
+    for k in range(folds):
+        test = fold == k
+        out[test] = model.fit(features[~test], target[~test]).predict(features[test])
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="data/embedded", help="an embedded dataset (python -m dataset.synthetic.generate)")
+    args = p.parse_args()
+    split, room, spatial, whole, direct, distance_cues = load(args.data)
+    distance, azimuth, elevation = spatial.T
+    front = (azimuth > 0) & (azimuth < 180)
+    # Front/back is undefined on the interaural axis; score it where the source is 15 degrees or more off it.
+    off_axis = np.abs(np.sin(np.radians(azimuth))) > np.sin(np.radians(15))
+    classifier = HistGradientBoostingClassifier(max_iter=200, random_state=0)
+    print(f"{len(room)} impulse responses in {len(np.unique(room))} rooms; rooms held out in 5 folds\n")
+    print("front/back accuracy (sources >= 15 degrees off the interaural axis; chance 50 %):")
+    predicted_front = {}
+    for name, features in (("whole response ILD (what a long sound carries)", whole),
+                           ("direct sound ILD, 5 ms (what onsets carry)", direct)):
+        predicted_front[name] = held_out_predictions(classifier, features, front, room).astype(bool)
+        accuracy = 100 * np.mean(predicted_front[name][off_axis] == front[off_axis])
+        print(f"  {name:<50} {accuracy:5.1f} %")
+
+    regressor = HistGradientBoostingRegressor(max_iter=200, random_state=0)
+    predicted_distance = np.clip(np.round(held_out_predictions(regressor, distance_cues, distance, room)), 0, 20)
+
+    evaluation, train = split == "eval", split == "train"
+    mode_elevation = np.bincount(elevation[train]).argmax()
+    mirrored = (360 - azimuth) % 360  # the same lateral angle on the other side of the interaural axis
+    direct_front = predicted_front["direct sound ILD, 5 ms (what onsets carry)"]
+    oracle_azimuth = np.where(direct_front == front, azimuth, mirrored)
+    oracle = metrics.spatial_metrics(oracle_azimuth[evaluation], np.full(evaluation.sum(), mode_elevation),
+                                     azimuth[evaluation], elevation[evaluation],
+                                     predicted_distance[evaluation], distance[evaluation])
+    chance = metrics.chance_metrics(np.ones((train.sum(), 1)), azimuth[train], elevation[train], distance[train],
+                                    np.ones((evaluation.sum(), 1)), azimuth[evaluation], elevation[evaluation],
+                                    distance[evaluation])
+    print("\non the eval rooms' positions, in the paper's metrics:")
+    print(f"  {'':<58} {'MAE (deg)':>9} {'DER (%)':>8}")
+    print(f"  {'chance (best constant prediction)':<58} {chance['MAE']:9.2f} {chance['DER']:8.2f}")
+    print(f"  {'oracle: true lateral angle, direct-sound front/back,':<58}")
+    print(f"  {'  most common elevation; distance from DRR and level':<58} {oracle['MAE']:9.2f} {oracle['DER']:8.2f}")
+    print(f"  {'oracle / chance':<58} {oracle['MAE'] / chance['MAE']:9.2f} {oracle['DER'] / chance['DER']:8.2f}")
+
+
+if __name__ == "__main__":
+    main()

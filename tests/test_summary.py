@@ -1,0 +1,44 @@
+"""util.summary: the demo's closing table (model beside chance) and its training curves."""
+import json
+
+from util import summary
+
+
+def write_run(folder, with_log=True):
+    metrics = {"mAP": 25.0, "ER20": 80.0, "MAE": 46.0, "DER": 52.5, "num_clips": 400, "reverb_type": "binaural",
+               "chance": {"mAP": 12.5, "ER20": 99.0, "MAE": 92.0, "DER": 75.0}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    if with_log:
+        records = [{"epoch": e, "train_loss": 40.0 - e, "test_mAP": 15.0 + e, "test_ER20": 90.0 - e,
+                    "test_MAE": 70.0 - e, "test_DER": 74.0} for e in range(3)]
+        (folder / "log.txt").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+
+
+def test_table_gives_each_metric_as_a_factor_of_chance(tmp_path, capsys):
+    write_run(tmp_path)
+    assert summary.main([str(tmp_path)]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if "(" in line}
+    assert rows["mAP"][2:5] == ["25.00", "12.50", "2.00"]  # 25 / 12.5
+    assert rows["MAE"][2:5] == ["46.00", "92.00", "0.50"]
+    assert rows["DER"][2:5] == ["52.50", "75.00", "0.70"]
+    assert (tmp_path / "training_curves.png").stat().st_size > 0
+
+
+def test_curves_mark_chance_on_each_metric_panel(tmp_path, monkeypatch):
+    write_run(tmp_path)
+    records = summary.read_log(tmp_path / "log.txt")
+    chance = json.loads((tmp_path / "metrics.json").read_text())["chance"]
+    drawn = {}
+    monkeypatch.setattr(summary, "save_figure", lambda fig, path: drawn.setdefault("figure", fig) and path)
+    summary.plot_training_curves(records, str(tmp_path / "curves.png"), chance)
+    loss_panel, *metric_panels = drawn["figure"].axes
+    assert len(loss_panel.get_lines()) == 1  # the loss has no chance level
+    for ax, (name, _, _) in zip(metric_panels, summary.METRICS):
+        model_line, chance_line = ax.get_lines()
+        assert list(model_line.get_ydata()) == [r[f"test_{name}"] for r in records]
+        assert set(chance_line.get_ydata()) == {chance[name]}, name
+
+
+def test_a_run_without_metrics_is_one_clear_error(tmp_path, capsys):
+    assert summary.main([str(tmp_path)]) == 2
+    assert "metrics.json not found" in capsys.readouterr().err
