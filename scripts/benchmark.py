@@ -1,7 +1,7 @@
 """Speed figures, measured side by side in one process (run by hand; the machine's load matters).
 
     python scripts/benchmark.py [--model build_AST_tiny] [--batch_size 8] [--repeats 5] [--device auto]
-                                [--fusion_channels 1]
+                                [--fusion_channels 1] [--patch_size 16]
 
 Prints, for the chosen model and batch:
 - four hot spots of a training step, each beside the straightforward formula it replaced
@@ -81,6 +81,7 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="auto")
     p.add_argument("--fusion_channels", type=int, default=1, help="1 (the paper's model) or up to 4, as the demo")
+    p.add_argument("--patch_size", type=int, default=16, choices=[16, 32], help="16 (the paper's) or 32 (the demo's)")
     args = p.parse_args()
     device = resolve_device(args.device)
     torch.manual_seed(0)
@@ -88,9 +89,10 @@ def main():
     waveforms = torch.randn(b, 1, 320000, device=device) * 0.1
     reverbs = torch.randn(b, 2, 64000, device=device) * torch.linspace(1, 0, 64000, device=device) ** 8
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"model {args.model}, batch {b}")
+          f"model {args.model}, batch {b}, {args.fusion_channels} fused channel(s), {args.patch_size}x{args.patch_size} patches")
 
-    model = create_model(args.model, num_classes=355, fusion_channels=args.fusion_channels).to(device)
+    model = create_model(args.model, num_classes=355, fusion_channels=args.fusion_channels,
+                         patch_size=args.patch_size).to(device)
     print("hot spots, straightforward formula vs this code:")
     for name, before, after in hot_spots(model, waveforms, reverbs, args.repeats, device):
         print(f"  {name:<38} {before * 1000:7.1f} ms -> {after * 1000:6.1f} ms  ({before / after:.1f}x)")

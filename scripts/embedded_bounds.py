@@ -14,8 +14,8 @@ not seen (gradient-boosted trees, leave-rooms-out folds over all train and eval 
   of known loudness) and the late-energy fraction.
 
 It then scores what those oracle predictions give in the paper's metrics beside chance:
-direction as the true lateral angle with the predicted front/back side and the most common
-elevation, and the predicted distance. Chance is the best constant prediction, as the demo
+direction as the true lateral angle with the predicted front/back side (and, for scale, with
+front/back at random) and the most common elevation, and the predicted distance. Chance is the best constant prediction, as the demo
 prints it.
 """
 import argparse
@@ -107,10 +107,15 @@ def main():
     mode_elevation = np.bincount(elevation[train]).argmax()
     mirrored = (360 - azimuth) % 360  # the same lateral angle on the other side of the interaural axis
     direct_front = predicted_front["direct sound ILD, 5 ms (what onsets carry)"]
-    oracle_azimuth = np.where(direct_front == front, azimuth, mirrored)
-    oracle = metrics.spatial_metrics(oracle_azimuth[evaluation], np.full(evaluation.sum(), mode_elevation),
-                                     azimuth[evaluation], elevation[evaluation],
-                                     predicted_distance[evaluation], distance[evaluation])
+
+    def scored(front_is_right):  # true lateral angle, front/back as given, the most common elevation
+        guessed_azimuth = np.where(front_is_right, azimuth, mirrored)[evaluation]
+        return metrics.spatial_metrics(guessed_azimuth, np.full(evaluation.sum(), mode_elevation),
+                                       azimuth[evaluation], elevation[evaluation],
+                                       predicted_distance[evaluation], distance[evaluation])
+
+    oracle = scored(direct_front == front)
+    coin = scored(np.random.default_rng(0).random(len(front)) < 0.5)
     chance = metrics.chance_metrics(np.ones((train.sum(), 1)), azimuth[train], elevation[train], distance[train],
                                     np.ones((evaluation.sum(), 1)), azimuth[evaluation], elevation[evaluation],
                                     distance[evaluation])
@@ -120,6 +125,7 @@ def main():
     print(f"  {'oracle: true lateral angle, direct-sound front/back,':<58}")
     print(f"  {'  most common elevation; distance from DRR and level':<58} {oracle['MAE']:9.2f} {oracle['DER']:8.2f}")
     print(f"  {'oracle / chance':<58} {oracle['MAE'] / chance['MAE']:9.2f} {oracle['DER'] / chance['DER']:8.2f}")
+    print(f"  {'the same with front/back at random: MAE / chance':<58} {coin['MAE'] / chance['MAE']:9.2f}")
 
 
 if __name__ == "__main__":

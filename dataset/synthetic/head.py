@@ -19,7 +19,7 @@ Each arrival reaches each ear with
   degrees forwards. Straight behind, both ears are dulled alike (a monaural front/back
   cue); for a source behind and to one side, the wave that creeps round the back of
   the head reaches the far pinna from behind, so the high-frequency level difference is
-  larger behind than in front, an interaural front/back cue as in measured heads;
+  larger behind than in front: an interaural front/back cue;
 - a pinna notch whose frequency rises with elevation (about 5.5 kHz below the horizon to
   10.5 kHz above), a monaural elevation cue.
 
