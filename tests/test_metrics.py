@@ -12,7 +12,10 @@ from util.metrics import (  # noqa: E402
     average_precision,
     chance_metrics,
     chance_predictions,
+    frontal_degrees,
     great_circle_degrees,
+    lateral_degrees,
+    lateral_metrics,
     mean_average_precision,
     spatial_metrics,
 )
@@ -160,6 +163,55 @@ def test_spatial_metrics_errors():
         spatial_metrics(ok, np.array([-10, 0, 0]), ok, ok, ok, ok)
     with pytest.raises(ValueError, match="distance_true must hold integer"):
         spatial_metrics(ok, ok, ok, ok, ok, np.array([0.5, 1.0, 2.0]))
+
+
+# ---------------------------------------------------------------- lateral angle and front/back
+
+def test_lateral_and_frontal_angles_against_the_angles_to_the_ear_and_nose_axes():
+    # independent route: 90 degrees minus the great-circle angle to the right-ear axis
+    # (azimuth 0) or to the nose (azimuth 90), both on the horizon
+    rng = np.random.default_rng(5)
+    az, el = rng.uniform(0, 360, 500), rng.uniform(-90, 90, 500)
+    np.testing.assert_allclose(lateral_degrees(az, el), 90 - great_circle_degrees(az, el, 0, 0), atol=1e-9)
+    np.testing.assert_allclose(frontal_degrees(az, el), 90 - great_circle_degrees(az, el, 90, 0), atol=1e-9)
+    # worked values: right, front, left, behind-right, and up on the right
+    np.testing.assert_allclose(lateral_degrees([0, 90, 180, 315, 0], [0, 0, 0, 0, 60]), [90, 0, -90, 45, 30],
+                               atol=1e-12)
+
+
+def test_lateral_metrics_worked_example():
+    # clip  predicted (az, el)  true (az, el)  lateral pred/true  error  side pred/true  scored
+    # 0     (45, 0)             (315, 0)       45 / 45            0      front / back    yes: wrong
+    # 1     (90, 0)             (60, 0)        0 / 30             30     front / front   yes: right
+    # 2     (0, 0)              (0, 0)         90 / 90            0      -   / (plane)   no
+    # 3     (180, 0)            (100, 0)       -90 / -10          80     (plane) / front yes: wrong
+    # 4     (270, 30)           (260, 0)       0 / -10            10     back / back     yes: right
+    # lateral MAE = 120 / 5 = 24; front/back 2 right of 4 scored = 50 %
+    az_pred, el_pred = [45, 90, 0, 180, 270], [HORIZON] * 4 + [HORIZON + 30]
+    az_true, el_true = [315, 60, 0, 100, 260], [HORIZON] * 5
+    result = lateral_metrics(az_pred, el_pred, az_true, el_true)
+    assert result["lateral_MAE"] == pytest.approx(24.0)
+    assert result["front_back_accuracy"] == pytest.approx(50.0) and result["front_back_clips"] == 4
+    full = spatial_metrics(az_pred, el_pred, az_true, el_true, [0] * 5, [0] * 5)
+    assert {k: full[k] for k in result} == result
+    # sources 14 degrees off the frontal plane are not scored, 15 degrees are
+    assert lateral_metrics([90], [HORIZON], [14], [HORIZON])["front_back_clips"] == 0
+    assert np.isnan(lateral_metrics([90], [HORIZON], [14], [HORIZON])["front_back_accuracy"])
+    assert lateral_metrics([90], [HORIZON], [15], [HORIZON])["front_back_accuracy"] == 100.0
+
+
+def test_chance_lateral_angle_and_side():
+    # training: lateral angles 90, 60, 30, 0 (right to front) and one behind: median 30,
+    # three sources in front against one behind (azimuth 0 lies in the frontal plane)
+    train_az, train_el = [0, 30, 60, 90, 240], [HORIZON] * 5
+    constant = chance_predictions(np.zeros((5, 1)), train_az, train_el, [0] * 5)
+    assert constant["lateral_deg"] == pytest.approx(30.0) and constant["front"] is True
+    # eval: laterals 90, -90, 0 (behind) -> errors 60, 120, 30; sides back, back scored (az 180
+    # is in the plane) -> "front" is right for none of them
+    metrics = chance_metrics(np.zeros((5, 1)), train_az, train_el, [0] * 5,
+                             np.ones((3, 1)), [0, 180, 270], [HORIZON] * 3, [0] * 3)
+    assert metrics["lateral_MAE"] == pytest.approx(70.0)
+    assert metrics["front_back_accuracy"] == 0.0
 
 
 # ---------------------------------------------------------------- chance level
