@@ -17,6 +17,7 @@ from util.metrics import (  # noqa: E402
     lateral_degrees,
     lateral_metrics,
     mean_average_precision,
+    predicted_classes,
     spatial_metrics,
 )
 
@@ -212,6 +213,70 @@ def test_chance_lateral_angle_and_side():
                              np.ones((3, 1)), [0, 180, 270], [HORIZON] * 3, [0] * 3)
     assert metrics["lateral_MAE"] == pytest.approx(70.0)
     assert metrics["front_back_accuracy"] == 0.0
+
+
+# ---------------------------------------------------------------- decoding the heads
+
+def _posteriors(azimuth, elevation, distance):
+    return {"azimuth_prob": np.atleast_2d(azimuth), "elevation_prob": np.atleast_2d(elevation),
+            "distance_prob": np.atleast_2d(distance)}
+
+
+def test_decoding_gives_back_every_certain_direction_and_distance():
+    az = np.tile(np.arange(360), 3)
+    el = np.repeat([HORIZON, HORIZON - 30, HORIZON + 50], 360)
+    dist = np.arange(len(az)) % 21
+    decoded = predicted_classes(_posteriors(np.eye(360)[az], np.eye(180)[el], np.eye(21)[dist]))
+    np.testing.assert_array_equal(decoded["azimuth"], az)
+    np.testing.assert_array_equal(decoded["elevation"], el)
+    np.testing.assert_array_equal(decoded["distance"], dist)
+
+
+def test_decoding_a_front_back_ambiguous_posterior():
+    # 45 degrees right of front (0.6) or of behind (0.4): the lateral angle is 45 either way,
+    # and the more probable side wins
+    azimuth = np.zeros(360)
+    azimuth[[45, 315]] = [0.6, 0.4]
+    horizon = np.eye(180)[HORIZON]
+    decoded = predicted_classes(_posteriors(azimuth, horizon, np.eye(21)[4]))
+    assert (decoded["azimuth"][0], decoded["elevation"][0]) == (45, HORIZON)
+    azimuth[[45, 315]] = [0.4, 0.6]
+    assert predicted_classes(_posteriors(azimuth, horizon, np.eye(21)[4]))["azimuth"][0] == 315
+    # spread over 30 and 60 degrees right of front (lateral 60 and 30): the mean lateral angle
+    azimuth = np.zeros(360)
+    azimuth[[30, 60]] = 0.5
+    assert predicted_classes(_posteriors(azimuth, horizon, np.eye(21)[4]))["azimuth"][0] == 45
+
+
+def test_distance_is_the_posterior_median():
+    # mode 0 (0.4) but median 1: the cumulative mass passes one half at class 1
+    decoded = predicted_classes(_posteriors(np.eye(360)[90], np.eye(180)[HORIZON],
+                                            np.array([0.4, 0.2, 0.1, 0.3] + [0.0] * 17)))
+    assert decoded["distance"][0] == 1
+
+
+def test_decoding_follows_weak_evidence_where_the_mode_follows_a_lumpy_prior():
+    # An under-trained head: a prior with five sharp peaks times weak evidence (a broad bump
+    # around the true lateral angle, on both sides of the frontal plane). Its mode piles onto
+    # the prior's peaks; the decoded lateral angle follows the source.
+    grid, peaks = np.arange(360), np.array([0, 160, 210, 255, 330])
+    prior = np.ones(360)
+    for peak in peaks:
+        prior += 4 * np.exp(-0.5 * (((grid - peak + 180) % 360 - 180) / 4.0) ** 2)
+    true = np.arange(0, 360, 3)
+    lateral = lateral_degrees(grid, 0.0)
+    evidence = np.exp(-0.5 * ((lateral[None, :] - lateral_degrees(true, 0.0)[:, None]) / 25.0) ** 2)
+    posterior = prior * evidence
+    posterior /= posterior.sum(axis=1, keepdims=True)
+    horizon = np.eye(180)[np.full(len(true), HORIZON)]
+    decoded = predicted_classes(_posteriors(posterior, horizon, np.eye(21)[np.zeros(len(true), int)]))
+    mode = posterior.argmax(axis=1)
+    def lateral_error(predicted):
+        return np.abs(lateral_degrees(predicted, 0.0) - lateral_degrees(true, 0.0)).mean()
+    def near_a_peak(azimuth):
+        return np.abs((azimuth[:, None] - peaks[None, :] + 180) % 360 - 180).min(axis=1) <= 3
+    assert near_a_peak(mode).all() and near_a_peak(decoded["azimuth"]).mean() < 0.3
+    assert lateral_error(decoded["azimuth"]) < 0.5 * lateral_error(mode)
 
 
 # ---------------------------------------------------------------- chance level

@@ -12,7 +12,7 @@ import engine_finetune
 from dataset.metadata import ClassTable, RoomImpulse, load_class_table
 from dataset.spatial_dataset import SpatialSoundDataset
 from models.spatial_ast import build_AST_tiny
-from util.metrics import great_circle_degrees, mean_average_precision
+from util.metrics import great_circle_degrees, mean_average_precision, predicted_classes
 from util.report import write_eval_report
 
 FIGURES = ["azimuth_scatter.png", "lateral_scatter.png", "direction_error_hist.png", "direction_error_by_distance.png",
@@ -79,10 +79,12 @@ def check_prediction_rows(rows, predictions, dataset):
     assert [r["rir_fname"] for r in rows] == [dataset.rirs[j].fname for j in predictions["rir_index"]]
     column = {name: np.array([float(r[name]) for r in rows]) for name in rows[0]
               if name.endswith(("_deg", "_m"))}
-    np.testing.assert_allclose(column["pred_azimuth_deg"], predictions["azimuth_prob"].argmax(1))
+    decoded = predicted_classes(predictions)
+    np.testing.assert_allclose(column["pred_azimuth_deg"], decoded["azimuth"])
+    np.testing.assert_allclose(column["pred_elevation_deg"], decoded["elevation"] - 90.0)
     np.testing.assert_allclose(column["true_azimuth_deg"], predictions["spatial"][:, 1])
     np.testing.assert_allclose(column["true_elevation_deg"], predictions["spatial"][:, 2] - 90.0)
-    np.testing.assert_allclose(column["pred_distance_m"], predictions["distance_prob"].argmax(1) * 0.5)
+    np.testing.assert_allclose(column["pred_distance_m"], decoded["distance"] * 0.5)
     angular = great_circle_degrees(column["pred_azimuth_deg"], column["pred_elevation_deg"],
                                    column["true_azimuth_deg"], column["true_elevation_deg"])
     np.testing.assert_allclose(column["angular_error_deg"], angular, atol=1e-4)

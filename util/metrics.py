@@ -197,12 +197,40 @@ def spatial_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true,
 
 # ---------------------------------------------------------------- decoding
 
+_AZIMUTH_GRID_DEG = np.arange(NUM_AZIMUTH_CLASSES, dtype=np.float64)
+_ELEVATION_GRID_DEG = np.arange(NUM_ELEVATION_CLASSES, dtype=np.float64) - 90.0
+_LATERAL_TABLE_DEG = lateral_degrees(_AZIMUTH_GRID_DEG[:, None], _ELEVATION_GRID_DEG[None, :])  # [360, 180]
+_AZIMUTH_SIDE = _side(frontal_degrees(_AZIMUTH_GRID_DEG, 0.0))  # +1 front, -1 behind, 0 in the plane
+
+
 def predicted_classes(predictions):
     """Class predictions {"azimuth", "elevation", "distance"} [N] from the heads' posteriors
-    ("azimuth_prob" [N, 360], "elevation_prob" [N, 180], "distance_prob" [N, 21]): the most
-    probable class of each head."""
-    return {name: np.asarray(predictions[f"{name}_prob"]).argmax(axis=1)
-            for name in ("azimuth", "elevation", "distance")}
+    ("azimuth_prob" [N, 360], "elevation_prob" [N, 180], "distance_prob" [N, 21]).
+
+    Each is decoded as the point that its error is scored on, not as the posterior's mode:
+    - direction: the posterior mean lateral angle (what two ears hear), the more probable
+      side of the frontal plane (what they confuse) and the posterior mean elevation, put
+      back together into an azimuth. The mode of a 360-class head whose evidence is weak
+      against its learnt prior lands on the prior's few peaks wherever the source is (the
+      demo's old "azimuth collapse", measured in docs/demo.md), and a front/back-ambiguous
+      posterior puts its mode on either mirror image at random;
+    - distance: the posterior median class, which minimises the expected bin error.
+    """
+    azimuth_p = np.asarray(predictions["azimuth_prob"], dtype=np.float64)
+    elevation_p = np.asarray(predictions["elevation_prob"], dtype=np.float64)
+    distance_p = np.asarray(predictions["distance_prob"], dtype=np.float64)
+    lateral = np.einsum("na,ae,ne->n", azimuth_p, _LATERAL_TABLE_DEG, elevation_p)
+    # the lateral angle is the better-heard cue: keep it, and the elevation inside what it allows
+    limit = 90.0 - np.abs(lateral)
+    elevation = np.clip(elevation_p @ _ELEVATION_GRID_DEG, -limit, limit)
+    cos_azimuth = np.sin(np.radians(lateral)) / np.maximum(np.cos(np.radians(elevation)), 1e-12)
+    azimuth = np.degrees(np.arccos(np.clip(cos_azimuth, -1.0, 1.0)))  # 0..180: in front
+    behind = azimuth_p @ (_AZIMUTH_SIDE < 0) > azimuth_p @ (_AZIMUTH_SIDE > 0)
+    azimuth = np.where(behind, 360.0 - azimuth, azimuth)
+    median = np.argmax(np.cumsum(distance_p, axis=1) >= 0.5 - 1e-9, axis=1)
+    return {"azimuth": np.round(azimuth).astype(np.int64) % NUM_AZIMUTH_CLASSES,
+            "elevation": np.clip(np.round(elevation).astype(np.int64) + 90, 0, NUM_ELEVATION_CLASSES - 1),
+            "distance": median.astype(np.int64)}
 
 
 # ---------------------------------------------------------------- chance level
