@@ -162,7 +162,7 @@ def score(predictions):
     result = {"mAP": mAP}
     predicted = metrics.predicted_classes(predictions)
     result.update(metrics.spatial_metrics(predicted["azimuth"], predicted["elevation"], spatial[:, 1], spatial[:, 2],
-                                          predicted["distance"], spatial[:, 0]))
+                                          predicted["distance"], spatial[:, 0], lateral_pred_deg=predicted["lateral_deg"]))
     result["num_classes_evaluated"] = int(num_classes)
     return result, class_ap
 

@@ -128,11 +128,12 @@ def check(args, hrirs, azimuth, elevation):
     clips, true_azimuth, true_elevation = spatialised_clips(args.data, hrirs, azimuth, elevation, normalize)
     predicted = metrics.predicted_classes(predict(model, clips))
     true_lateral = metrics.lateral_degrees(true_azimuth, true_elevation - 90.0)
-    pred_lateral = metrics.lateral_degrees(predicted["azimuth"], predicted["elevation"] - 90.0)
+    pred_lateral = predicted["lateral_deg"]
     lateral = np.abs(true_lateral) >= LATERAL_SIDE_DEG
     side_accuracy = 100.0 * np.mean(np.sign(pred_lateral[lateral]) == np.sign(true_lateral[lateral]))
     result = metrics.spatial_metrics(predicted["azimuth"], predicted["elevation"], true_azimuth, true_elevation,
-                                     np.zeros(len(clips), dtype=np.int64), np.zeros(len(clips), dtype=np.int64))
+                                     np.zeros(len(clips), dtype=np.int64), np.zeros(len(clips), dtype=np.int64),
+                                     lateral_pred_deg=pred_lateral)
     constant_lateral = float(np.abs(true_lateral - np.median(true_lateral)).mean())
     report = {"clips": len(clips), "lateral_clips": int(lateral.sum()), "side_accuracy": side_accuracy,
               "lateral_MAE": result["lateral_MAE"], "lateral_MAE_constant": constant_lateral,

@@ -222,7 +222,7 @@ def _posteriors(azimuth, elevation, distance):
             "distance_prob": np.atleast_2d(distance)}
 
 
-def test_decoding_gives_back_every_certain_direction_and_distance():
+def test_decoding_takes_each_heads_mode_and_the_mean_lateral_angle():
     az = np.tile(np.arange(360), 3)
     el = np.repeat([HORIZON, HORIZON - 30, HORIZON + 50], 360)
     dist = np.arange(len(az)) % 21
@@ -230,35 +230,29 @@ def test_decoding_gives_back_every_certain_direction_and_distance():
     np.testing.assert_array_equal(decoded["azimuth"], az)
     np.testing.assert_array_equal(decoded["elevation"], el)
     np.testing.assert_array_equal(decoded["distance"], dist)
-
-
-def test_decoding_a_front_back_ambiguous_posterior():
-    # 45 degrees right of front (0.6) or of behind (0.4): the lateral angle is 45 either way,
-    # and the more probable side wins
+    np.testing.assert_allclose(decoded["lateral_deg"], lateral_degrees(az, el - 90.0), atol=1e-9)
+    # 30 and 60 degrees right of front (lateral 60 and 30), 0.7 and 0.3: the mode is 30 degrees
+    # right of front, the lateral estimate 0.7 * 60 + 0.3 * 30 = 51 degrees
     azimuth = np.zeros(360)
-    azimuth[[45, 315]] = [0.6, 0.4]
-    horizon = np.eye(180)[HORIZON]
-    decoded = predicted_classes(_posteriors(azimuth, horizon, np.eye(21)[4]))
-    assert (decoded["azimuth"][0], decoded["elevation"][0]) == (45, HORIZON)
-    azimuth[[45, 315]] = [0.4, 0.6]
-    assert predicted_classes(_posteriors(azimuth, horizon, np.eye(21)[4]))["azimuth"][0] == 315
-    # spread over 30 and 60 degrees right of front (lateral 60 and 30): the mean lateral angle
-    azimuth = np.zeros(360)
-    azimuth[[30, 60]] = 0.5
-    assert predicted_classes(_posteriors(azimuth, horizon, np.eye(21)[4]))["azimuth"][0] == 45
+    azimuth[[30, 60]] = [0.7, 0.3]
+    decoded = predicted_classes(_posteriors(azimuth, np.eye(180)[HORIZON], np.eye(21)[4]))
+    assert decoded["azimuth"][0] == 30 and decoded["lateral_deg"][0] == pytest.approx(51.0)
 
 
-def test_distance_is_the_posterior_median():
-    # mode 0 (0.4) but median 1: the cumulative mass passes one half at class 1
-    decoded = predicted_classes(_posteriors(np.eye(360)[90], np.eye(180)[HORIZON],
-                                            np.array([0.4, 0.2, 0.1, 0.3] + [0.0] * 17)))
-    assert decoded["distance"][0] == 1
+def test_lateral_estimate_is_scored_when_given():
+    # true: 60 degrees right of front (lateral 30); direction predicted at the right ear
+    # (lateral 90) but lateral estimate 40
+    result = lateral_metrics([0], [HORIZON], [60], [HORIZON], lateral_pred_deg=[40.0])
+    assert result["lateral_MAE"] == pytest.approx(10.0)
+    assert lateral_metrics([0], [HORIZON], [60], [HORIZON])["lateral_MAE"] == pytest.approx(60.0)
+    with pytest.raises(ValueError, match="lateral_pred_deg"):
+        lateral_metrics([0, 0], [HORIZON] * 2, [60, 60], [HORIZON] * 2, lateral_pred_deg=[40.0])
 
 
-def test_decoding_follows_weak_evidence_where_the_mode_follows_a_lumpy_prior():
+def test_lateral_estimate_follows_weak_evidence_where_the_mode_follows_a_lumpy_prior():
     # An under-trained head: a prior with five sharp peaks times weak evidence (a broad bump
     # around the true lateral angle, on both sides of the frontal plane). Its mode piles onto
-    # the prior's peaks; the decoded lateral angle follows the source.
+    # the prior's peaks; the posterior-mean lateral angle follows the source.
     grid, peaks = np.arange(360), np.array([0, 160, 210, 255, 330])
     prior = np.ones(360)
     for peak in peaks:
@@ -270,13 +264,10 @@ def test_decoding_follows_weak_evidence_where_the_mode_follows_a_lumpy_prior():
     posterior /= posterior.sum(axis=1, keepdims=True)
     horizon = np.eye(180)[np.full(len(true), HORIZON)]
     decoded = predicted_classes(_posteriors(posterior, horizon, np.eye(21)[np.zeros(len(true), int)]))
-    mode = posterior.argmax(axis=1)
-    def lateral_error(predicted):
-        return np.abs(lateral_degrees(predicted, 0.0) - lateral_degrees(true, 0.0)).mean()
-    def near_a_peak(azimuth):
-        return np.abs((azimuth[:, None] - peaks[None, :] + 180) % 360 - 180).min(axis=1) <= 3
-    assert near_a_peak(mode).all() and near_a_peak(decoded["azimuth"]).mean() < 0.3
-    assert lateral_error(decoded["azimuth"]) < 0.5 * lateral_error(mode)
+    assert np.all(np.abs((decoded["azimuth"][:, None] - peaks[None, :] + 180) % 360 - 180).min(axis=1) <= 3)
+    true_lateral = lateral_degrees(true, 0.0)
+    mode_error = np.abs(lateral_degrees(decoded["azimuth"], 0.0) - true_lateral).mean()
+    assert np.abs(decoded["lateral_deg"] - true_lateral).mean() < 0.5 * mode_error
 
 
 # ---------------------------------------------------------------- chance level

@@ -88,10 +88,11 @@ def check_prediction_rows(rows, predictions, dataset):
     angular = great_circle_degrees(column["pred_azimuth_deg"], column["pred_elevation_deg"],
                                    column["true_azimuth_deg"], column["true_elevation_deg"])
     np.testing.assert_allclose(column["angular_error_deg"], angular, atol=1e-4)
-    # lateral angle: 90 degrees minus the angle to the right-ear axis (azimuth 0 on the horizon)
-    for side in ("true", "pred"):
-        lateral = 90 - great_circle_degrees(column[f"{side}_azimuth_deg"], column[f"{side}_elevation_deg"], 0, 0)
-        np.testing.assert_allclose(column[f"{side}_lateral_deg"], lateral, atol=1e-4)
+    # lateral angle: 90 degrees minus the angle to the right-ear axis (azimuth 0 on the horizon);
+    # the predicted one is the model's own estimate
+    lateral = 90 - great_circle_degrees(column["true_azimuth_deg"], column["true_elevation_deg"], 0, 0)
+    np.testing.assert_allclose(column["true_lateral_deg"], lateral, atol=1e-4)
+    np.testing.assert_allclose(column["pred_lateral_deg"], decoded["lateral_deg"], atol=1e-4)
     distance_error = np.abs(column["pred_distance_m"] - column["true_distance_m"])
     np.testing.assert_allclose(column["distance_error_m"], distance_error)
     for row, scores in zip(rows, predictions["scores"]):

@@ -117,11 +117,12 @@ def _side(frontal_deg):
     return np.where(np.abs(frontal_deg) < _ANGLE_TOLERANCE_DEG, 0, np.sign(frontal_deg))
 
 
-def lateral_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true):
+def lateral_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true, lateral_pred_deg=None):
     """The direction error split into what two ears hear apart and what they confuse.
 
-    Class indices as in `spatial_metrics`. Returns "lateral_MAE" (mean absolute error of the
-    lateral angle, degrees), "front_back_accuracy" (percent of the sources at least
+    Class indices as in `spatial_metrics`; `lateral_pred_deg` [N], if given, is the model's own
+    lateral-angle estimate, else the predicted direction's lateral angle is scored. Returns
+    "lateral_MAE" (mean absolute error of the lateral angle, degrees), "front_back_accuracy" (percent of the sources at least
     FRONT_BACK_MARGIN_DEG in front of or behind the frontal plane whose side is predicted
     right; a prediction within the plane counts as wrong; NaN if there is no such source) and
     "front_back_clips" (how many sources that is).
@@ -132,7 +133,12 @@ def lateral_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true):
                       elevation_true=(elevation_true, NUM_ELEVATION_CLASSES))
     pred = class_to_degrees(c["azimuth_pred"], c["elevation_pred"])
     true = class_to_degrees(c["azimuth_true"], c["elevation_true"])
-    lateral_error = np.abs(lateral_degrees(*pred) - lateral_degrees(*true))
+    if lateral_pred_deg is None:
+        lateral_pred_deg = lateral_degrees(*pred)
+    elif np.shape(lateral_pred_deg) != (len(c["azimuth_pred"]),):
+        raise ValueError(f"lateral_pred_deg must be [{len(c['azimuth_pred'])}] degrees, "
+                         f"got shape {np.shape(lateral_pred_deg)}")
+    lateral_error = np.abs(np.asarray(lateral_pred_deg, dtype=np.float64) - lateral_degrees(*true))
     true_side = frontal_degrees(*true)
     scored = np.abs(true_side) >= FRONT_BACK_MARGIN_DEG - _ANGLE_TOLERANCE_DEG
     right_side = _side(frontal_degrees(*pred)[scored]) == _side(true_side[scored])
@@ -165,14 +171,15 @@ def _class_arrays(**named):
 
 
 def spatial_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true,
-                    distance_pred, distance_true, threshold_deg=20.0, per_clip=False):
+                    distance_pred, distance_true, threshold_deg=20.0, per_clip=False, lateral_pred_deg=None):
     """Direction and distance errors from class indices (int arrays [N]).
 
     Returns a dict: "ER20" (key named after threshold_deg) = percent of clips whose
     great-circle error is strictly above threshold_deg; "MAE" = mean great-circle
     error in degrees; "DER" = percent of clips whose distance class is off by more
     than one bin (> 0.5 m, upstream's definition); "distance_error_m" = mean
-    absolute distance error in metres; "num_clips"; and `lateral_metrics`' keys. With
+    absolute distance error in metres; "num_clips"; and `lateral_metrics`' keys (of
+    `lateral_pred_deg` if given, else of the predicted direction). With
     per_clip=True returns (dict, angular errors in degrees [N], distance errors in metres [N]).
     """
     c = _class_arrays(
@@ -188,7 +195,8 @@ def spatial_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true,
         "DER": float(100.0 * np.mean(bins_off > 1)),
         "distance_error_m": float(bins_off.mean() * DISTANCE_BIN_M),
         "num_clips": int(len(angles)),
-        **lateral_metrics(c["azimuth_pred"], c["elevation_pred"], c["azimuth_true"], c["elevation_true"]),
+        **lateral_metrics(c["azimuth_pred"], c["elevation_pred"], c["azimuth_true"], c["elevation_true"],
+                          lateral_pred_deg),
     }
     if per_clip:
         return metrics, angles, bins_off * DISTANCE_BIN_M
@@ -200,37 +208,24 @@ def spatial_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true,
 _AZIMUTH_GRID_DEG = np.arange(NUM_AZIMUTH_CLASSES, dtype=np.float64)
 _ELEVATION_GRID_DEG = np.arange(NUM_ELEVATION_CLASSES, dtype=np.float64) - 90.0
 _LATERAL_TABLE_DEG = lateral_degrees(_AZIMUTH_GRID_DEG[:, None], _ELEVATION_GRID_DEG[None, :])  # [360, 180]
-_AZIMUTH_SIDE = _side(frontal_degrees(_AZIMUTH_GRID_DEG, 0.0))  # +1 front, -1 behind, 0 in the plane
 
 
 def predicted_classes(predictions):
-    """Class predictions {"azimuth", "elevation", "distance"} [N] from the heads' posteriors
-    ("azimuth_prob" [N, 360], "elevation_prob" [N, 180], "distance_prob" [N, 21]).
+    """Answers from the heads' posteriors ("azimuth_prob" [N, 360], "elevation_prob" [N, 180],
+    "distance_prob" [N, 21]): {"azimuth", "elevation", "distance"} classes [N] and "lateral_deg" [N].
 
-    Each is decoded as the point that its error is scored on, not as the posterior's mode:
-    - direction: the posterior mean lateral angle (what two ears hear), the more probable
-      side of the frontal plane (what they confuse) and the posterior mean elevation, put
-      back together into an azimuth. The mode of a 360-class head whose evidence is weak
-      against its learnt prior lands on the prior's few peaks wherever the source is (the
-      demo's old "azimuth collapse", measured in docs/demo.md), and a front/back-ambiguous
-      posterior puts its mode on either mirror image at random;
-    - distance: the posterior median class, which minimises the expected bin error.
+    Direction and distance are each head's most probable class, upstream's rule; measured on
+    the demo's posteriors it beats the posterior median (distance) and a mean-lateral-angle
+    direction on DER, MAE and ER20 (docs/demo.md). The lateral angle is the posterior mean:
+    a front/back-ambiguous posterior puts its mode on either mirror image and an under-trained
+    one on the few peaks of its prior wherever the source is (the demo's "azimuth collapse"),
+    while the mean follows the interaural evidence (docs/demo.md: 25 against 31 degrees).
     """
     azimuth_p = np.asarray(predictions["azimuth_prob"], dtype=np.float64)
     elevation_p = np.asarray(predictions["elevation_prob"], dtype=np.float64)
-    distance_p = np.asarray(predictions["distance_prob"], dtype=np.float64)
-    lateral = np.einsum("na,ae,ne->n", azimuth_p, _LATERAL_TABLE_DEG, elevation_p)
-    # the lateral angle is the better-heard cue: keep it, and the elevation inside what it allows
-    limit = 90.0 - np.abs(lateral)
-    elevation = np.clip(elevation_p @ _ELEVATION_GRID_DEG, -limit, limit)
-    cos_azimuth = np.sin(np.radians(lateral)) / np.maximum(np.cos(np.radians(elevation)), 1e-12)
-    azimuth = np.degrees(np.arccos(np.clip(cos_azimuth, -1.0, 1.0)))  # 0..180: in front
-    behind = azimuth_p @ (_AZIMUTH_SIDE < 0) > azimuth_p @ (_AZIMUTH_SIDE > 0)
-    azimuth = np.where(behind, 360.0 - azimuth, azimuth)
-    median = np.argmax(np.cumsum(distance_p, axis=1) >= 0.5 - 1e-9, axis=1)
-    return {"azimuth": np.round(azimuth).astype(np.int64) % NUM_AZIMUTH_CLASSES,
-            "elevation": np.clip(np.round(elevation).astype(np.int64) + 90, 0, NUM_ELEVATION_CLASSES - 1),
-            "distance": median.astype(np.int64)}
+    return {"azimuth": azimuth_p.argmax(axis=1), "elevation": elevation_p.argmax(axis=1),
+            "distance": np.asarray(predictions["distance_prob"]).argmax(axis=1),
+            "lateral_deg": np.einsum("na,ae,ne->n", azimuth_p, _LATERAL_TABLE_DEG, elevation_p)}
 
 
 # ---------------------------------------------------------------- chance level

@@ -53,13 +53,14 @@ def per_clip_spatial(predictions):
     _, angular_error, distance_error = spatial_metrics(
         pred["azimuth"], pred["elevation"], true["azimuth"], true["elevation"], pred["distance"], true["distance"],
         threshold_deg=DIRECTION_THRESHOLD_DEG, per_clip=True)
-    out = {"angular_error_deg": angular_error, "distance_error_m": distance_error}
+    out = {"angular_error_deg": angular_error, "distance_error_m": distance_error,
+           "pred_lateral_deg": pred["lateral_deg"]}  # the model's lateral estimate (util.metrics.predicted_classes)
     for name, classes in (("true", true), ("pred", pred)):
         azimuth, elevation = class_to_degrees(classes["azimuth"], classes["elevation"])
         out[f"{name}_azimuth_deg"] = azimuth
         out[f"{name}_elevation_deg"] = elevation
-        out[f"{name}_lateral_deg"] = lateral_degrees(azimuth, elevation)
         out[f"{name}_distance_m"] = np.asarray(classes["distance"], dtype=np.float64) * DISTANCE_BIN_M
+    out["true_lateral_deg"] = lateral_degrees(out["true_azimuth_deg"], out["true_elevation_deg"])
     return out
 
 
