@@ -15,10 +15,19 @@ import tempfile
 
 import torch
 
+from models.spatial_ast import FROZEN_FRONTEND_KEYS
+
 log = logging.getLogger(__name__)
 
-# AudioMAE pre-training keys with no counterpart in Spatial-AST.
-IGNORED_PRETRAIN_PREFIXES = ("cls_token", "norm.", "mask_token", "decoder")
+# AudioMAE pre-training keys with no counterpart in Spatial-AST: its single CLS token
+# (Spatial-AST's three are "cls_tokens", which must NOT match), the encoder's final norm,
+# the MAE mask token and decoder.
+AUDIOMAE_ONLY_KEYS = ("cls_token", "mask_token")
+AUDIOMAE_ONLY_PREFIXES = ("norm.", "decoder")
+
+
+def is_audiomae_only(key):
+    return key in AUDIOMAE_ONLY_KEYS or key.startswith(AUDIOMAE_ONLY_PREFIXES)
 
 
 class CheckpointError(RuntimeError):
@@ -94,27 +103,48 @@ def load_weights_strictly(model, checkpoint, path="checkpoint"):
 def load_pretrained(model, path):
     """Initialise `model` from an AudioMAE or Spatial-AST checkpoint for fine-tuning.
 
-    Keys whose name and shape match are copied; the rest keep their initialisation.
-    Returns the number of tensors loaded. Fails when no encoder weight matched, which
-    means the file is not a compatible checkpoint.
+    Every tensor whose name and shape match is copied (a Spatial-AST checkpoint gives all of
+    them, CLS tokens included); AudioMAE's own keys are skipped. The log says which tensors
+    were taken and which were left at their initialisation, and why. Returns the number
+    of tensors taken. Fails when no encoder weight matched: the file is not a compatible
+    checkpoint.
     """
     checkpoint = load_checkpoint(path)
     source = model_state_dict(checkpoint, path)
     target = model.state_dict()
-    loaded, skipped = {}, []
-    for key, value in source.items():
-        if key.startswith(IGNORED_PRETRAIN_PREFIXES):
-            continue
-        if key in target and target[key].shape == value.shape:
-            loaded[key] = value
-        elif key in target:
-            skipped.append(f"{key} {list(value.shape)} != {list(target[key].shape)}")
-    encoder_keys = [k for k in loaded if k.startswith(("blocks.", "patch_embed."))]
-    if not encoder_keys:
+    taken, left = {}, {}
+    for key, value in target.items():
+        if key not in source:
+            left[key] = "not in the checkpoint"
+        elif source[key].shape != value.shape:
+            left[key] = f"shape {list(source[key].shape)} in the checkpoint, {list(value.shape)} here"
+        else:
+            taken[key] = source[key]
+    unused = {key: unused_reason(key) for key in source if key not in target}
+    if not any(k.startswith(("blocks.", "patch_embed.")) for k in taken):
         raise CheckpointError(f"{path}: no encoder weight (blocks.*, patch_embed.*) matches this model; "
                               f"is it an AudioMAE or Spatial-AST checkpoint of the same size?")
-    model.load_state_dict(loaded, strict=False)
-    log.info("fine-tuning from %s: loaded %d of %d model tensors", path, len(loaded), len(target))
-    for line in skipped:
-        log.info("  kept the new initialisation for %s (shape differs)", line)
-    return len(loaded)
+    model.load_state_dict(taken, strict=False)
+    log.info("fine-tuning from %s: took %d of %d model tensors: %s", path, len(taken), len(target),
+             summarise_keys(taken))
+    for key, reason in left.items():
+        log.info("  left at initialisation: %s (%s)", key, reason)
+    for key, reason in unused.items():
+        log.info("  not used from the checkpoint: %s (%s)", key, reason)
+    return len(taken)
+
+
+def unused_reason(key):
+    if is_audiomae_only(key):
+        return "AudioMAE pre-training only"
+    if key in FROZEN_FRONTEND_KEYS:
+        return "frozen STFT/mel tensor; this model computes its own"
+    return "no such tensor in this model"
+
+
+def summarise_keys(keys):
+    """'blocks.0-11 (144 tensors), cls_tokens, ...': one short line for hundreds of names."""
+    blocks = sorted({int(k.split(".")[1]) for k in keys if k.startswith("blocks.")})
+    others = sorted({k.split(".")[0] for k in keys if not k.startswith("blocks.")})
+    parts = [f"blocks.{blocks[0]}-{blocks[-1]} ({sum(k.startswith('blocks.') for k in keys)} tensors)"] if blocks else []
+    return ", ".join(parts + others)
