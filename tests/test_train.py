@@ -118,7 +118,7 @@ def test_demo_configuration_trains_and_its_checkpoint_loads_for_inference(tiny_d
                       "--fusion_init", "interaural",
                       "--direction_label_sigma", "8", "--distance_label_sigma", "0.5")
     assert main_finetune.run(argv) == 0
-    model, _ = load_model(str(tmp_path / "checkpoint-best.pth"))
+    model, _, _ = load_model(str(tmp_path / "checkpoint-best.pth"))
     assert model.patch_embed.grid_size == (32, 4)
     fusion = model.conv_downsample[0].weight
     assert fusion.shape == (4, 4, 3, 3)
