@@ -54,7 +54,7 @@ from dataset.spatial import DISTANCE_BIN_M, class_to_degrees, direction_words
 from models import create_model, frontend
 from models.spatial_ast import SpatialAST, config_from_state_dict
 from util import dist
-from util.checkpoint import CheckpointError, checkpoint_args, load_checkpoint, model_state_dict
+from util.checkpoint import CheckpointError, checkpoint_args, describe_error, load_checkpoint, model_state_dict
 from util.metrics import great_circle_degrees
 from util.report import new_figure, save_figure
 
@@ -137,25 +137,25 @@ def load_model(ckpt_path, label_csv=""):
         raise
     except Exception as error:  # a damaged file can fail anywhere in its contents: one line, not a traceback
         log.debug("interpreting %s", ckpt_path, exc_info=True)
-        first_line = (str(error).strip().splitlines() or [""])[0][:300]
         raise UsageError(f"{ckpt_path}: not a Spatial-AST checkpoint this code can load "
-                         f"({type(error).__name__}: {first_line})") from None
+                         f"({describe_error(error)})") from None
     classes = class_names(checkpoint, ckpt_path, label_csv, model.head.out_features)
     return model, classes, hearing
 
 
 def build_from_args(args, state, ckpt_path):
-    """The model the run trained, from its stored arguments (shapes only when there are none), loaded strictly."""
-    if not args:
-        log.warning("%s stores no run arguments: the model is read from its tensor shapes, and audio is not "
-                    "level-normalised", ckpt_path)
+    """The model the run trained, loaded strictly: built from its stored arguments when they name
+    the model (entries they lack take main_finetune.py's defaults), else from the tensor shapes."""
+    if "model" not in args:
+        log.warning("%s stores no model name in its run arguments: the model is read from its tensor shapes",
+                    ckpt_path)
         model = SpatialAST(**config_from_state_dict(state), drop_path_rate=0.0)
     else:
-        name, reverb_type = args.get("model", "build_AST"), args.get("reverb_type", "binaural")
+        reverb_type = args.get("reverb_type", "binaural")
         if reverb_type not in EARS:
             raise UsageError(f"{ckpt_path}: stored reverb_type {reverb_type!r} is neither binaural nor mono")
         try:
-            model = create_model(name, num_classes=int(args.get("nb_classes", 355)), drop_path_rate=0.0,
+            model = create_model(args["model"], num_classes=int(args.get("nb_classes", 355)), drop_path_rate=0.0,
                                  patch_size=int(args.get("patch_size", 16)), num_channels=EARS[reverb_type],
                                  fusion_channels=int(args.get("fusion_channels", 1)))
         except ValueError as error:

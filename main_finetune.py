@@ -23,8 +23,8 @@ from dataset.samplers import WeightedDistributedSampler
 from dataset.spatial_dataset import SpatialSoundDataset
 from models import MODELS, create_model
 from util import dist, metrics
-from util.checkpoint import (CheckpointError, load_checkpoint, load_pretrained, load_weights_strictly,
-                              save_checkpoint)
+from util.checkpoint import (CheckpointError, checkpoint_args, describe_error, load_checkpoint, load_pretrained,
+                              load_weights_strictly, save_checkpoint)
 from util.lr import param_groups_layer_decay
 from util.report import write_eval_report
 
@@ -229,27 +229,81 @@ def run_evaluation(args, model, val_loader, device, chance, report=False):
     return result
 
 
-def checkpoint_state(model, optimizer, scaler, epoch, args, classes, best_map):
+def checkpoint_state(model, optimizer, scaler, epoch, args, classes, best_map, rng_states):
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-            "scaler": scaler.state_dict(), "args": vars(args), "classes": classes.as_records(),
-            "best_mAP": best_map}
+            "scaler": scaler.state_dict(), "args": {**vars(args), "world_size": dist.get_world_size()},
+            "classes": classes.as_records(), "best_mAP": best_map, "rng": rng_states}
+
+
+# Stored arguments that fix tensor shapes: another value cannot continue the checkpoint's run.
+SHAPE_ARGS = ("model", "nb_classes", "patch_size", "fusion_channels", "reverb_type")
+# Stored arguments that change what the run computes: another value makes a different experiment.
+RUN_ARGS = ("lr", "blr", "min_lr", "warmup_epochs", "epochs", "layer_decay", "weight_decay", "clip_grad",
+             "batch_size", "accum_iter", "world_size", "amp", "event_loss_weight", "distance_loss_weight",
+             "direction_loss_weight", "direction_label_sigma", "distance_label_sigma", "mixup", "roll_mag_aug",
+             "audio_normalize", "freqm", "timem", "mask_t_prob", "mask_f_prob", "mask_2d", "drop_path",
+             "weight_sampler", "epoch_len", "distributed_wrapper", "replacement", "seed", "audio_path_root",
+             "audioset_train", "audioset_eval", "label_csv", "weight_csv", "reverb_path_root", "reverb_train",
+             "reverb_val")
+
+
+def compare_resumed_args(stored, args, path):
+    """Refuse shape-changing differences from the checkpoint's run; warn on run-changing ones."""
+    current = {**vars(args), "world_size": dist.get_world_size()}
+    changed = lambda names: [n for n in names if n in stored and stored[n] != current.get(n)]  # noqa: E731
+    shapes = changed(SHAPE_ARGS)
+    if shapes:
+        raise CheckpointError(f"{path}: cannot resume with other shapes: " + ", ".join(
+            f"--{n} {current.get(n)} (the run used {stored[n]})" for n in shapes))
+    for name in changed(RUN_ARGS):
+        log.warning("resuming with --%s %s; the run in %s used %s", name, current.get(name), path, stored[name])
+
+
+def rng_states():
+    """Every rank's torch RNG states (CPU, and CUDA when present), gathered on every rank."""
+    state = {"cpu": torch.get_rng_state(),
+             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    if not dist.is_distributed():
+        return [state]
+    states = [None] * dist.get_world_size()
+    torch.distributed.all_gather_object(states, state)
+    return states
+
+
+def restore_rng_states(states, path):
+    """Continue each rank's random stream where the checkpoint left it (same world size only)."""
+    if not isinstance(states, list) or len(states) != dist.get_world_size():
+        log.warning("%s: no RNG state for %d processes; random streams restart from --seed", path,
+                    dist.get_world_size())
+        return
+    state = states[dist.get_rank()]
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def resume(args, model, optimizer, scaler):
-    """Restore model, optimizer, scaler and epoch; returns the best mAP seen so far."""
+    """Restore model, optimizer, scaler, epoch and RNG states; returns the best mAP seen so far."""
     checkpoint = load_checkpoint(args.resume)
+    if not args.eval:
+        compare_resumed_args(checkpoint_args(checkpoint), args, args.resume)
     load_weights_strictly(model, checkpoint, args.resume)
     if args.eval:
         return 0.0
     if "optimizer" not in checkpoint or "epoch" not in checkpoint:
         raise CheckpointError(f"{args.resume}: holds no optimizer state or epoch; "
                               f"use --finetune to start a new run from its weights")
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    if checkpoint.get("scaler"):
-        scaler.load_state_dict(checkpoint["scaler"])
-    args.start_epoch = int(checkpoint["epoch"]) + 1
+    try:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if checkpoint.get("scaler"):
+            scaler.load_state_dict(checkpoint["scaler"])
+        args.start_epoch = int(checkpoint["epoch"]) + 1
+        best_map = float(checkpoint.get("best_mAP", 0.0))
+        restore_rng_states(checkpoint.get("rng"), args.resume)
+    except Exception as error:  # a damaged file can fail anywhere in its contents: one line, not a traceback
+        raise CheckpointError(f"{args.resume}: damaged training state ({describe_error(error)})") from None
     log.info("resumed from %s at epoch %d", args.resume, args.start_epoch)
-    return float(checkpoint.get("best_mAP", 0.0))
+    return best_map
 
 
 def main(args):
@@ -323,8 +377,9 @@ def main(args):
             best_map = max(best_map, result["mAP"])
         else:
             is_best = False
+        rng = rng_states()  # a collective: every rank takes part
         if dist.is_main_process():
-            state = checkpoint_state(model, optimizer, scaler, epoch, args, classes, best_map)
+            state = checkpoint_state(model, optimizer, scaler, epoch, args, classes, best_map, rng)
             save_checkpoint(os.path.join(args.output_dir, "checkpoint-last.pth"), state)
             if is_best:
                 save_checkpoint(os.path.join(args.output_dir, "checkpoint-best.pth"), state)

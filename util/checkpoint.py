@@ -12,6 +12,7 @@ import os
 import pickle
 import re
 import tempfile
+import warnings
 
 import torch
 
@@ -56,13 +57,16 @@ def load_checkpoint(path):
     """Read a checkpoint with `weights_only=True`, allowing argparse.Namespace only.
 
     Anything else pickled inside (a class, a function) is refused before it is
-    constructed: nothing from the file runs.
+    constructed: nothing from the file runs. Any file that is not a readable checkpoint
+    (text, a truncated or damaged file, another zip) is one CheckpointError naming it.
     """
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a damaged pickle makes torch warn (odd protocol) before failing
+            warnings.simplefilter("ignore")
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
         if not found:
@@ -70,8 +74,17 @@ def load_checkpoint(path):
         raise CheckpointError(
             f"{path}: refused to load: it holds a pickled {found.group(1)}, and checkpoints are read as weights "
             f"only (tensors, plain containers and argparse.Namespace); nothing from the file was run") from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({error})") from None
+    except Exception as error:  # a damaged file fails anywhere inside torch's reader, with any exception type
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({describe_error(error)})") from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path}: not a checkpoint: holds a {type(checkpoint).__name__}, expected a dict")
+    return checkpoint
+
+
+def describe_error(error):
+    """'KeyError: 66': an exception as one short line."""
+    first_line = (str(error).strip().splitlines() or [""])[0][:200]
+    return f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
 
 
 def checkpoint_args(checkpoint):
@@ -87,6 +100,10 @@ def model_state_dict(checkpoint, path="checkpoint"):
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not any(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"{path}: no model weights found (expected a state dict under 'model')")
+    bad = [k for k, v in state.items()
+           if not (isinstance(k, str) and torch.is_tensor(v)) or v.is_complex() or v.dtype == torch.bool]
+    if bad:
+        raise CheckpointError(f"{path}: damaged state dict under 'model': entry {bad[0]!r} is not a named tensor")
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
 
 
