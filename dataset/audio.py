@@ -10,6 +10,7 @@ from fractions import Fraction
 import h5py
 import numpy as np
 import soundfile as sf
+from scipy.linalg.blas import saxpy
 from scipy.signal import resample_poly
 
 SAMPLE_RATE = 32000
@@ -40,10 +41,30 @@ def fit_length(signal, length):
 
 def normalize_rms(signal, target_dbfs=TARGET_DBFS):
     """Scale to an RMS of `target_dbfs` dB full scale; silence is left alone."""
-    rms = float(np.sqrt(np.mean(np.square(signal, dtype=np.float64))))
-    if rms == 0.0:
-        return signal
-    return signal * (10 ** (target_dbfs / 20) / rms)
+    return signal * rms_gain(signal, target_dbfs)
+
+
+def rms_gain(signal, target_dbfs=TARGET_DBFS):
+    """The factor that brings `signal` to an RMS of `target_dbfs` dBFS (1 for silence)."""
+    signal = np.asarray(signal).reshape(-1)
+    rms = float(np.sqrt(np.dot(signal, signal) / max(len(signal), 1)))
+    return 1.0 if rms == 0.0 else 10 ** (target_dbfs / 20) / rms
+
+
+def add_rolled(out, signal, shift, scale):
+    """out += scale * roll(signal, shift), cut to len(out): roll, gain and mix in one pass.
+
+    `np.roll` then `*` then `+` would each allocate and write a 1.3 MB array; BLAS
+    saxpy on the two contiguous pieces of the rolled signal writes `out` once.
+    """
+    n = len(signal)
+    shift %= max(n, 1)
+    head, tail = signal[n - shift:], signal[:n - shift]  # roll(signal, shift) = head ++ tail
+    for start, piece in ((0, head), (shift, tail)):
+        piece = piece[:max(len(out) - start, 0)]
+        if len(piece):
+            saxpy(piece, out[start:start + len(piece)], a=scale)
+    return out
 
 
 class AudioReader:
@@ -63,12 +84,13 @@ class AudioReader:
         try:
             if path not in self._h5_files:
                 self._h5_files[path] = h5py.File(path, "r")
-            raw = np.asarray(self._h5_files[path][name][()])
+            raw = self._h5_files[path][name][()].reshape(-1)
         except (OSError, KeyError) as error:
             raise DataError(f"{path}: cannot read clip {name!r} from the HDF5 pack ({error})") from None
-        # PANNs-style packs store int16; scale integer PCM to [-1, 1)
-        scale = float(-np.iinfo(raw.dtype).min) if raw.dtype.kind == "i" else 1.0
-        return check_signal((raw.reshape(-1) / scale).astype(np.float32), f"{path}[{name}]")
+        if raw.dtype.kind == "i":  # PANNs-style packs store int16: scale integer PCM to [-1, 1)
+            signal = np.multiply(raw, np.float32(1.0 / -np.iinfo(raw.dtype).min), dtype=np.float32)
+            return signal  # integers are always finite
+        return check_signal(raw.astype(np.float32, copy=False), f"{path}[{name}]")
 
     def __getstate__(self):  # open HDF5 handles do not cross process boundaries
         return {"_h5_files": {}}
@@ -81,15 +103,23 @@ def read_audio_file(path, channels="first"):
     channels="all" -> [channels, samples].
     """
     try:
-        signal, sr = sf.read(path, dtype="float32", always_2d=True)
+        with sf.SoundFile(path) as f:
+            # libsndfile decodes straight to float32; a mono file comes back 1-D, with no copy
+            signal, sr, subtype = f.read(dtype="float32", always_2d=channels == "all"), f.samplerate, f.subtype
     except (sf.LibsndfileError, RuntimeError, OSError) as error:
         reason = "file not found" if not os.path.exists(path) else str(error)
         raise DataError(f"{path}: cannot read audio ({reason})") from None
     if signal.shape[0] == 0:
         raise DataError(f"{path}: audio file is empty")
-    signal = signal.T if channels == "all" else signal[:, 0]
-    signal = resample(signal, sr).astype(np.float32)
-    return check_signal(signal, path), sr
+    if channels == "all":
+        signal = signal.T
+    elif signal.ndim == 2:
+        signal = np.ascontiguousarray(signal[:, 0])
+    if sr != SAMPLE_RATE:
+        signal = resample(signal, sr).astype(np.float32)
+    if not subtype.startswith(("PCM", "ALAW", "ULAW")):  # integer samples cannot be NaN: skip the pass
+        check_signal(signal, path)
+    return signal, sr
 
 
 def check_signal(signal, where):
@@ -110,5 +140,6 @@ def read_rir(path, channels):
                         f"expected [{channels}, samples] for this reverb type")
     if not np.all(np.isfinite(rir)):
         raise DataError(f"{path}: impulse response contains NaN or infinite values")
-    return fit_length(rir.astype(np.float32), RIR_SAMPLES)
+    # float32 files of 2 s (mp3d_reverb's) come back as loaded: no conversion, no copy
+    return fit_length(rir.astype(np.float32, copy=False), RIR_SAMPLES)
 
