@@ -6,7 +6,8 @@
 #   WEIGHT_CSV ($METADATA/weights/unbalanced_weight.csv), CKPT (AudioMAE pretrained.pth,
 #   $DATA_ROOT/pretrained/pretrained.pth), OUTPUT_DIR (outputs/finetune-2m/<reverb type>),
 #   NPROC_PER_NODE (GPUs on this node), NNODES (1), NODE_RANK, MASTER_ADDR, MASTER_PORT,
-#   AMP (bf16), NUM_WORKERS (4), CHECK_FILES (all; none skips the start-up file checks). Re-running continues from OUTPUT_DIR/checkpoint-last.pth.
+#   AMP (bf16), NUM_WORKERS (4), CHECK_FILES (all; none skips the start-up file checks).
+#   Re-running continues from OUTPUT_DIR/checkpoint-last.pth.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 TRAIN_JSON="${TRAIN_JSON:-$METADATA/unbalanced.json}"
