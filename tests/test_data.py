@@ -235,12 +235,22 @@ def test_add_rolled_is_roll_gain_and_mix_in_one_pass():
     for length in (7, 10, 13):  # shorter than, as long as and longer than the output
         signal = rng.standard_normal(length).astype(np.float32)
         for shift in (0, 3, length - 1):
-            out = np.ones(10, dtype=np.float32)
-            audio.add_rolled(out, signal, shift, 0.5)
-            expected = 1 + 0.5 * audio.fit_length(np.roll(signal, shift), 10)
+            expected = 0.5 * audio.fit_length(np.roll(signal, shift), 10)
+            out = audio.add_rolled(np.zeros(10, dtype=np.float32), signal, shift, 0.5)
             np.testing.assert_allclose(out, expected, rtol=1e-6)
+            out = audio.add_rolled(np.ones(10, dtype=np.float32), signal, shift, 0.5, scratch=np.empty(10, np.float32))
+            np.testing.assert_allclose(out, 1 + expected, rtol=1e-6)
     assert audio.rms_gain(np.zeros(4, dtype=np.float32)) == 1.0
     assert audio.rms_gain(np.full(100, 0.5, dtype=np.float32)) == pytest.approx(10 ** (-14 / 20) / 0.5)
+    pcm = np.array([16384, -16384] * 50, dtype=np.int16)  # int16 samples scaled to +-0.5
+    assert audio.rms_gain(pcm, scale=1 / 32768) == pytest.approx(10 ** (-14 / 20) / 0.5)
+
+
+def test_clips_longer_than_10_s_are_normalised_over_their_length_and_cut(tmp_path):
+    data = write_tiny_dataset(tmp_path, n_train=2, n_eval=1, n_rirs=1, seconds=10.5)
+    dataset = _dataset(data, mixup=1.0, normalize=True)
+    waveform = dataset[0][0]
+    assert waveform.shape == (1, 320000) and torch.isfinite(waveform).all()
 
 
 def test_normalised_rolled_mixup_item_matches_the_formula(tiny_data):
