@@ -42,7 +42,9 @@ class SpatialSoundDataset(Dataset):
         self.normalize = normalize
         self.clips = metadata.load_clips(clip_json, classes, audio_root, check_files, missing_audio)
         self.rirs = metadata.load_room_impulses(reverb_json, reverb_root, reverb_type, check_files)
-        self.eval_rir_index = np.random.default_rng(EVAL_PAIRING_SEED).integers(0, len(self.rirs), len(self.clips))
+        # drawn per json entry: a clip keeps its RIR when other clips are skipped as missing
+        pairing = np.random.default_rng(EVAL_PAIRING_SEED).integers(0, len(self.rirs), self.clips.num_listed)
+        self.eval_rir_index = pairing[self.clips.source_index]
         self.reader = audio.AudioReader()
         # Shared memory, so that workers' counts reach the main process; each writes its own slot.
         self._decode_failures = torch.zeros(_COUNTER_SLOTS, dtype=torch.int64).share_memory_()

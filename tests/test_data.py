@@ -333,3 +333,11 @@ def test_class_csv_errors(tmp_path):
     assert len(CLASSES) == 3  # the fixture's own table stays valid
 
 
+
+
+def test_eval_pairing_survives_skipped_clips(broken):
+    full = _dataset(broken, train=False).eval_rir_index
+    assert full[1] != full[2]  # else pairing by position in the kept list would pass as well
+    os.remove(os.path.join(broken["audio_root"], "train", "train001.wav"))
+    partial = _dataset(broken, train=False, missing_audio="skip").eval_rir_index
+    assert partial.tolist() == full[[0, 2]].tolist()  # each remaining clip keeps its RIR
