@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 import engine_finetune as engine
 from dataset.audio import DataError
-from dataset.metadata import load_class_table, load_weights
+from dataset.metadata import load_class_table, load_clip_weights, load_room_impulses
 from dataset.samplers import WeightedDistributedSampler
 from dataset.spatial_dataset import SpatialSoundDataset
 from models import MODELS, create_model
@@ -87,13 +87,19 @@ def get_args_parser():
     p.add_argument("--reverb_type", default="binaural", choices=["binaural", "mono"])
     p.add_argument("--reverb_train", "--reverb_train_json", dest="reverb_train", default="")
     p.add_argument("--reverb_val", "--reverb_val_json", dest="reverb_val", default="")
+    p.add_argument("--check_files", choices=["all", "none"], default="all",
+                   help="check at start-up that every clip's audio and every RIR exists (none: trust the "
+                        "lists, e.g. on a slow network file system)")
+    p.add_argument("--missing_audio", choices=["error", "skip"], default="error",
+                   help="a clip whose audio file is missing stops the run at start-up (error) or is dropped "
+                        "and listed in <output_dir>/missing_clips.txt (skip)")
     p.add_argument("--audio_normalize", action="store_true", help="scale every clip to -14 dBFS RMS")
     p.add_argument("--mixup", type=float, default=0.0, help="probability of mixing a second clip in")
     p.add_argument("--roll_mag_aug", action="store_true", help="random circular shift and gain")
     p.add_argument("--weight_sampler", action="store_true", help="sample clips by --weight_csv")
     p.add_argument("--epoch_len", type=int, default=200000, help="clips per epoch with --distributed_wrapper")
     p.add_argument("--distributed_wrapper", action="store_true",
-                   help="weighted sampling: one global draw of --epoch_len clips dealt to the ranks")
+                   help="weighted sampling: epochs of --epoch_len draws (default: as many as clips)")
     p.add_argument("--replacement", action="store_true", help="weighted sampling with replacement")
     p.add_argument("--num_workers", type=int, default=8)
     p.add_argument("--pin_mem", action=argparse.BooleanOptionalAction, default=True,
@@ -139,16 +145,35 @@ def check_args(args):
 
 def build_datasets(args, classes):
     common = dict(audio_root=args.audio_path_root, classes=classes, reverb_root=args.reverb_path_root,
-                  reverb_type=args.reverb_type, normalize=args.audio_normalize)
+                  reverb_type=args.reverb_type, normalize=args.audio_normalize,
+                  check_files=args.check_files == "all", missing_audio=args.missing_audio)
     val = SpatialSoundDataset(args.audioset_eval, reverb_json=args.reverb_val, train=False, **common)
     train = None
     if not args.eval:
         train = SpatialSoundDataset(args.audioset_train, reverb_json=args.reverb_train, train=True,
                                     mixup=args.mixup, roll_mag_aug=args.roll_mag_aug, **common)
+    if dist.is_main_process():
+        write_missing_clips(args.output_dir, [d for d in (train, val) if d is not None])
     for dataset in (val, train):  # decode one item now rather than fail inside a worker later
         if dataset is not None:
             dataset[0]
+    if train is not None:
+        train.take_decode_failures()  # count from the first step on
     return train, val
+
+
+def write_missing_clips(output_dir, datasets):
+    """<output_dir>/missing_clips.txt: the ids that --missing_audio skip dropped, one per line."""
+    path = os.path.join(output_dir, "missing_clips.txt")
+    missing = [(d.clip_json, d.clips.missing) for d in datasets if len(d.clips.missing)]
+    if not missing:
+        if os.path.exists(path):
+            os.remove(path)  # left by an earlier run: it would describe other data
+        return
+    with open(path, "w") as f:
+        for clip_json, ids in missing:
+            f.writelines(clip_id + "\n" for clip_id in ids)
+            log.warning("%s: %d clips without audio skipped, their ids are in %s", clip_json, len(ids), path)
 
 
 def build_loaders(args, train_set, val_set, device):
@@ -164,9 +189,9 @@ def build_loaders(args, train_set, val_set, device):
     if train_set is None:
         return None, val_loader
     if args.weight_sampler:
-        weights = load_weights(args.weight_csv, len(train_set))
-        sampler = WeightedDistributedSampler(weights, args.epoch_len, world, rank, args.replacement,
-                                             global_draw=args.distributed_wrapper, seed=args.seed)
+        weights = load_clip_weights(args.weight_csv, train_set.clips)
+        epoch_len = args.epoch_len if args.distributed_wrapper else len(train_set)
+        sampler = WeightedDistributedSampler(weights, epoch_len, world, rank, args.replacement, seed=args.seed)
     else:
         sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=args.seed)
     train_loader = DataLoader(train_set, sampler=sampler, drop_last=True, **loader)
@@ -185,22 +210,38 @@ def build_model(args, num_channels):
     return model
 
 
-def chance_levels(args, classes, train_set, val_set):
-    """Metrics of the best constant prediction learned from the training labels, or None."""
-    if not (args.audioset_train and args.reverb_train):
+def chance_levels(args, train_set, val_set):
+    """Metrics of the best constant prediction, by counting; None without training RIRs.
+
+    A constant score ties every eval clip, so the chance mAP needs only the eval class
+    counts. Training pairs clips with RIRs at random, so the direction/distance prior is
+    the training RIR list's: --eval reads that list, never the training clips.
+    """
+    if train_set is not None:
+        train_rirs = train_set.rirs
+    elif args.reverb_train:
+        try:
+            train_rirs = load_room_impulses(args.reverb_train, args.reverb_path_root, args.reverb_type,
+                                            check_files=False)
+        except DataError as error:
+            log.warning("no chance levels: %s", error)
+            return None
+    else:
         return None
-    try:
-        train = train_set or SpatialSoundDataset(
-            args.audioset_train, args.audio_path_root, classes, args.reverb_train, args.reverb_path_root,
-            args.reverb_type, train=False, check_files=False)
-    except DataError as error:
-        log.warning("no chance levels: %s", error)
-        return None
-    # training pairs clips with RIRs at random: the direction/distance prior is the RIR list's
-    train_spatial = train.spatial_targets()
+    train_spatial = train_rirs.targets
     eval_spatial = val_set.spatial_targets()[val_set.eval_rir_index]
-    return metrics.chance_metrics(train.label_matrix(), train_spatial[:, 1], train_spatial[:, 2], train_spatial[:, 0],
-                                  val_set.label_matrix(), eval_spatial[:, 1], eval_spatial[:, 2], eval_spatial[:, 0])
+    return metrics.chance_metrics_from_counts(val_set.class_counts(), train_spatial[:, 1], train_spatial[:, 2],
+                                              train_spatial[:, 0], eval_spatial[:, 1], eval_spatial[:, 2],
+                                              eval_spatial[:, 0])
+
+
+def replaced_clips(train_set, device):
+    """Clips that failed to decode this epoch and were replaced by another draw, over all ranks."""
+    count = torch.tensor([train_set.take_decode_failures()], dtype=torch.int64, device=device)
+    count = int(dist.all_reduce_sum(count).item())
+    if count:
+        log.warning("%d clips failed to decode this epoch and were replaced by other draws", count)
+    return count
 
 
 def format_metrics(result):
@@ -324,7 +365,7 @@ def main(args):
         raise SystemExit(f"error: --nb_classes {args.nb_classes} but {args.label_csv} lists {len(classes)} classes")
     train_set, val_set = build_datasets(args, classes)
     train_loader, val_loader = build_loaders(args, train_set, val_set, device)
-    chance = chance_levels(args, classes, train_set, val_set) if dist.is_main_process() else None
+    chance = chance_levels(args, train_set, val_set) if dist.is_main_process() else None
 
     model = build_model(args, num_channels=val_set.channels)
     if args.finetune and args.eval:
@@ -369,7 +410,8 @@ def main(args):
             kept = f"the last good checkpoint is {last}" if os.path.exists(last) else "no checkpoint was written yet"
             raise SystemExit(f"error: {error}; training stopped, {kept}. "
                              f"Try a lower --blr, --clip_grad, or --amp bf16 instead of fp16.") from None
-        record = {"epoch": epoch, **{f"train_{k}": v for k, v in train_stats.items()}}
+        record = {"epoch": epoch, **{f"train_{k}": v for k, v in train_stats.items()},
+                  "train_replaced_clips": replaced_clips(train_loader.dataset, device)}
         if epoch >= args.first_eval_ep or epoch == args.epochs - 1:
             result = run_evaluation(args, model, val_loader, device, chance)
             record.update({f"test_{k}": v for k, v in result.items()})
