@@ -46,6 +46,8 @@ def get_args_parser():
     p.add_argument("--clip_grad", type=float, default=None, help="gradient norm clip (default: off)")
     p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none",
                    help="autocast precision; fp16 adds a GradScaler")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training model (off by default until measured on a GPU: docs/gpu.md)")
     p.add_argument("--event_loss_weight", type=float, default=1250.0)
     p.add_argument("--distance_loss_weight", type=float, default=1.0)
     p.add_argument("--direction_loss_weight", type=float, default=2.0, help="weight of azimuth + elevation CE")
@@ -112,6 +114,8 @@ def get_args_parser():
     p.add_argument("--eval", action="store_true", help="evaluate --finetune/--resume weights and exit")
     p.add_argument("--dist_eval", action="store_true", help="split evaluation across processes")
     p.add_argument("--first_eval_ep", type=int, default=0, help="first epoch that is evaluated")
+    p.add_argument("--log_interval", type=int, default=20,
+                   help="steps between reads of the loss from the device (logging and the non-finite check)")
     return p
 
 
@@ -139,8 +143,8 @@ def check_args(args):
             raise SystemExit(f"error: --{name} must be >= 0 (0 gives one-hot targets), got {getattr(args, name)}")
     if not 0.0 <= args.mixup <= 1.0:
         raise SystemExit(f"error: --mixup is a probability in [0, 1], got {args.mixup}")
-    if args.batch_size < 1 or args.accum_iter < 1 or args.epochs < 1:
-        raise SystemExit("error: --batch_size, --accum_iter and --epochs must be positive")
+    if args.batch_size < 1 or args.accum_iter < 1 or args.epochs < 1 or args.log_interval < 1:
+        raise SystemExit("error: --batch_size, --accum_iter, --epochs and --log_interval must be positive")
 
 
 def build_datasets(args, classes):
@@ -208,6 +212,16 @@ def build_model(args, num_channels):
     if args.fusion_init == "interaural":
         model.init_fusion_interaural()
     return model
+
+
+def build_optimizer(args, model, device):
+    """AdamW over the layer-decay groups: one fused kernel on CUDA, multi-tensor (foreach) elsewhere."""
+    groups = param_groups_layer_decay(model, args.weight_decay, args.layer_decay, model.no_weight_decay())
+    return torch.optim.AdamW(groups, lr=args.lr, **adamw_kernel(device))
+
+
+def adamw_kernel(device):
+    return {"fused": True} if device.type == "cuda" else {"foreach": True}
 
 
 def chance_levels(args, train_set, val_set):
@@ -379,8 +393,7 @@ def main(args):
     effective_batch = args.batch_size * args.accum_iter * dist.get_world_size()
     if args.lr is None:
         args.lr = args.blr * effective_batch / 256
-    optimizer = torch.optim.AdamW(param_groups_layer_decay(model, args.weight_decay, args.layer_decay,
-                                                           model.no_weight_decay()), lr=args.lr)
+    optimizer = build_optimizer(args, model, device)
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
     best_map = resume(args, model, optimizer, scaler) if args.resume else 0.0
 
@@ -388,6 +401,8 @@ def main(args):
     if dist.is_distributed():
         ddp_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
+    if args.compile:  # training only: checkpoints and evaluation use the plain module
+        ddp_model = torch.compile(ddp_model)
 
     if args.eval:
         run_evaluation(args, model, val_loader, device, chance, report=True)
