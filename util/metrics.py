@@ -268,18 +268,22 @@ def chance_predictions(train_labels, train_azimuth, train_elevation, train_dista
     whether more training sources lie in front of the frontal plane than behind it.
     """
     labels = np.asarray(train_labels)
+    spatial = _constant_spatial_prediction(train_azimuth, train_elevation, train_distance)
+    if labels.ndim != 2 or labels.shape[0] == 0:
+        raise ValueError(f"train_labels must be [clips, classes], got shape {labels.shape}")
+    return {"event_scores": (labels > 0.5).mean(axis=0), **spatial}
+
+
+def _constant_spatial_prediction(train_azimuth, train_elevation, train_distance):
     c = _class_arrays(train_azimuth=(train_azimuth, NUM_AZIMUTH_CLASSES),
                       train_elevation=(train_elevation, NUM_ELEVATION_CLASSES),
                       train_distance=(train_distance, NUM_DISTANCE_CLASSES))
-    if labels.ndim != 2 or labels.shape[0] == 0:
-        raise ValueError(f"train_labels must be [clips, classes], got shape {labels.shape}")
     azimuth, elevation = _best_constant_direction(c["train_azimuth"], c["train_elevation"])
     distance = np.sort(c["train_distance"])[(len(c["train_distance"]) - 1) // 2]
     directions = class_to_degrees(c["train_azimuth"], c["train_elevation"])
     lateral = np.sort(lateral_degrees(*directions))[(len(c["train_azimuth"]) - 1) // 2]
     side = _side(frontal_degrees(*directions))
-    return {"event_scores": (labels > 0.5).mean(axis=0), "azimuth": azimuth,
-            "elevation": elevation, "distance": int(distance), "lateral_deg": float(lateral),
+    return {"azimuth": azimuth, "elevation": elevation, "distance": int(distance), "lateral_deg": float(lateral),
             "front": bool(np.sum(side > 0) >= np.sum(side < 0))}
 
 
@@ -294,23 +298,46 @@ def chance_metrics(train_labels, train_azimuth, train_elevation, train_distance,
     "front_back_accuracy" of always answering the more common training side.
     """
     constant = chance_predictions(train_labels, train_azimuth, train_elevation, train_distance)
-    c = _class_arrays(eval_azimuth=(eval_azimuth, NUM_AZIMUTH_CLASSES),
-                      eval_elevation=(eval_elevation, NUM_ELEVATION_CLASSES),
-                      eval_distance=(eval_distance, NUM_DISTANCE_CLASSES))
     eval_labels = np.asarray(eval_labels)
-    n = len(c["eval_azimuth"])
+    n = len(np.asarray(eval_azimuth))
     if eval_labels.ndim != 2 or eval_labels.shape != (n, len(constant["event_scores"])):
         raise ValueError(f"eval_labels must be [N, C] = [{n}, {len(constant['event_scores'])}] to match "
                          f"eval_azimuth and train_labels, got shape {eval_labels.shape}")
     scores = np.broadcast_to(constant["event_scores"], eval_labels.shape)
     mAP, _, _ = mean_average_precision(scores, eval_labels)
+    return {"mAP": mAP, **_constant_spatial_metrics(constant, eval_azimuth, eval_elevation, eval_distance)}
+
+
+def chance_metrics_from_counts(eval_class_counts, train_azimuth, train_elevation, train_distance,
+                               eval_azimuth, eval_elevation, eval_distance):
+    """`chance_metrics` from the eval set's per-class positive counts, without any label matrix.
+
+    A constant score ties every clip, so a class's AP is its eval prevalence whatever
+    the training labels: the mAP needs only how many eval clips carry each class. This is
+    what a 2M-clip training list needs (its clips x classes matrix would take 2.8 GB).
+    """
+    counts = np.asarray(eval_class_counts, dtype=np.float64)
+    n = len(np.asarray(eval_azimuth))
+    if counts.ndim != 1 or not (counts > 0).any() or counts.max() > n:
+        raise ValueError(f"eval_class_counts must be [classes] counts in 0..{n} with at least one positive")
+    mAP = float(100.0 * np.mean(counts[counts > 0] / n))
+    constant = _constant_spatial_prediction(train_azimuth, train_elevation, train_distance)
+    return {"mAP": mAP, **_constant_spatial_metrics(constant, eval_azimuth, eval_elevation, eval_distance)}
+
+
+def _constant_spatial_metrics(constant, eval_azimuth, eval_elevation, eval_distance):
+    c = _class_arrays(eval_azimuth=(eval_azimuth, NUM_AZIMUTH_CLASSES),
+                      eval_elevation=(eval_elevation, NUM_ELEVATION_CLASSES),
+                      eval_distance=(eval_distance, NUM_DISTANCE_CLASSES))
+    n = len(c["eval_azimuth"])
     spatial = spatial_metrics(np.full(n, constant["azimuth"]), np.full(n, constant["elevation"]),
                               c["eval_azimuth"], c["eval_elevation"],
                               np.full(n, constant["distance"]), c["eval_distance"])
+    # the lateral angle and the side have their own best constants
     true = class_to_degrees(c["eval_azimuth"], c["eval_elevation"])
     spatial["lateral_MAE"] = float(np.abs(lateral_degrees(*true) - constant["lateral_deg"]).mean())
     side = frontal_degrees(*true)
     scored = np.abs(side) >= FRONT_BACK_MARGIN_DEG - _ANGLE_TOLERANCE_DEG
     spatial["front_back_accuracy"] = (float(100.0 * np.mean((side[scored] > 0) == constant["front"]))
                                       if scored.any() else float("nan"))
-    return {"mAP": mAP, **spatial}
+    return spatial
