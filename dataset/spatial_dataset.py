@@ -28,13 +28,13 @@ class SpatialSoundDataset(Dataset):
         self.class_index = classes.index()
         self.reverb_root = reverb_root
         self.reverb_type = reverb_type
-        self.channels = {"binaural": 2, "mono": 1}[reverb_type]
         self.train = train
         self.mixup = mixup
         self.roll_mag_aug = roll_mag_aug
         self.normalize = normalize
         self.clips = metadata.load_clips(clip_json, classes, audio_root, check_files)
         self.rirs = metadata.load_room_impulses(reverb_json, reverb_root, reverb_type, check_files)
+        self.channels = audio.RIR_CHANNELS.get(reverb_type) or audio.ambisonic_channels(self.rir_path(0))
         self.eval_rir_index = np.random.default_rng(EVAL_PAIRING_SEED).integers(0, len(self.rirs), len(self.clips))
         self.reader = audio.AudioReader()
 

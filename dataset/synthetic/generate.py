@@ -11,6 +11,7 @@ Layout under DIR (audio root DIR/audio, reverb root DIR):
     train_weight.csv                       one sampling weight per training clip
     binaural/<room>/<i>.npy                float32 [2, T] (row 0 left ear, row 1 right ear)
     mono/<room>/<i>.npy                    float32 [1, T]
+    ambisonics/<room>/<i>.npy              float32 [9, T] second order, ACN/SN3D (docs/ambisonics.md)
     {train,eval}_reverberation.json        {"data": [{"fname", "sensor_position", ...}]}
     meta.json                              settings, counts, "complete"
 
@@ -36,7 +37,9 @@ FORMAT_VERSION = 3  # 2: no NaN in the late tail of short-RT60 rooms (1 wrote so
 SPLITS = ("train", "eval")
 _SPLIT_CODE = {"train": 0, "eval": 1}
 _CLIP_STREAM, _ROOM_STREAM, _POSITION_STREAM = 0, 1, 2
-_OWNED_DIRS = ("audio", "binaural", "mono")
+RIR_KINDS = ("binaural", "mono", "ambisonics")
+AMBISONIC_ORDER = 2
+_OWNED_DIRS = ("audio",) + RIR_KINDS
 _OWNED_FILES = ("train.json", "eval.json", "class_labels_indices.csv", "train_weight.csv",
                 "train_reverberation.json", "eval_reverberation.json", "meta.json")
 
@@ -88,7 +91,8 @@ def settings_of(args):
     return {"format_version": FORMAT_VERSION, "seed": args.seed, "n_train": args.n_train, "n_eval": args.n_eval,
             "train_rooms": args.train_rooms, "eval_rooms": args.eval_rooms,
             "positions_per_room": args.positions_per_room, "sample_rate": sources.SAMPLE_RATE,
-            "clip_seconds": sources.CLIP_SECONDS, "num_classes": len(sources.CLASSES)}
+            "clip_seconds": sources.CLIP_SECONDS, "num_classes": len(sources.CLASSES),
+            "ambisonic_order": AMBISONIC_ORDER}
 
 
 # ---------------------------------------------------------------- names
@@ -119,15 +123,15 @@ def room_of(seed, split, room_index):
 
 
 def make_position_files(out, seed, split, room_index, position_index):
-    """Render one listener/source pair of a room to binaural/ and mono/; return its json entry."""
+    """Render one listener/source pair of a room to binaural/, mono/ and ambisonics/; return its json entry."""
     room = room_of(seed, split, room_index)
     rng = np.random.default_rng([seed, _POSITION_STREAM, _SPLIT_CODE[split], room_index, position_index])
     listener, source = rooms.sample_positions(rng, room)
-    binaural, mono = rooms.room_impulse_responses(room, listener, source, rng)
+    rirs = rooms.room_impulse_responses(room, listener, source, rng, ambisonic_order=AMBISONIC_ORDER)
     name = room_name(split, room_index)
     fname = f"{name}/{position_index}.npy"
-    np.save(os.path.join(out, "binaural", fname), binaural)
-    np.save(os.path.join(out, "mono", fname), mono)
+    for kind, rir in zip(RIR_KINDS, rirs):
+        np.save(os.path.join(out, kind, fname), rir)
     return {"fname": fname, "sensor_position": _position_text(listener), "source_position": _position_text(source),
             "room": name, "rt60": round(room.rt60, 4), "room_size": _position_text(room.size)}
 
@@ -205,7 +209,7 @@ def _expected_files(out, settings):
         files += [os.path.join(out, "audio", split, clip_id(split, i) + ".wav") for i in range(settings[f"n_{split}"])]
         for r in range(settings[f"{split}_rooms"]):
             for p in range(settings["positions_per_room"]):
-                files += [os.path.join(out, kind, room_name(split, r), f"{p}.npy") for kind in ("binaural", "mono")]
+                files += [os.path.join(out, kind, room_name(split, r), f"{p}.npy") for kind in RIR_KINDS]
     return files
 
 
@@ -238,7 +242,7 @@ def prepare_directory(out, settings):
     for split in SPLITS:
         os.makedirs(os.path.join(out, "audio", split), exist_ok=True)
         for r in range(settings[f"{split}_rooms"]):
-            for kind in ("binaural", "mono"):
+            for kind in RIR_KINDS:
                 os.makedirs(os.path.join(out, kind, room_name(split, r)), exist_ok=True)
 
 
