@@ -282,6 +282,9 @@ def main(args):
     chance = chance_levels(args, classes, train_set, val_set) if dist.is_main_process() else None
 
     if args.reverb_type == "ambisonics":  # recorded in the checkpoints' args
+        if train_set is not None and train_set.channels != val_set.channels:
+            raise SystemExit(f"error: the training impulse responses have {train_set.channels} channels and the "
+                             f"evaluation ones {val_set.channels}; one ambisonic order is needed")
         args.ambisonic_order = ambisonic_order(val_set.channels)
         if args.fusion_channels > FEATURE_MAPS[val_set.channels]:
             raise SystemExit(f"error: --fusion_channels {args.fusion_channels}: order-{args.ambisonic_order} "
