@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The embedded demo, no downloads: generate a small binaural dataset, train a tiny Spatial-AST on it
 # through torchrun, evaluate it on held-out rooms and print the metrics beside chance.
-#   bash scripts/demo.sh [binaural|mono]
+#   bash scripts/demo.sh [binaural|mono|ambisonics]
 # Re-running skips what is done: the environment, the dataset, and finished training (an interrupted
 # run continues from its last checkpoint). Environment (defaults): DEMO_DATA (data/embedded),
-# DEMO_OUT (outputs/demo, outputs/demo-mono for mono), DEMO_EPOCHS (5), NPROC_PER_NODE (GPUs, else CPU cores).
+# DEMO_OUT (outputs/demo, outputs/demo-mono, outputs/demo-ambisonics), DEMO_EPOCHS (5), NPROC_PER_NODE (GPUs,
+# else CPU cores). The same rooms, positions and recipe for all three; only the input and its fusion start differ.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO"
@@ -13,7 +14,10 @@ REVERB_TYPE="${1:-binaural}"
 case "$REVERB_TYPE" in
     binaural) DEFAULT_OUT="$REPO/outputs/demo"; FUSION=(--fusion_channels 4 --fusion_init interaural) ;;
     mono) DEFAULT_OUT="$REPO/outputs/demo-mono"; FUSION=(--fusion_channels 1 --fusion_init random) ;;
-    *) echo "error: the argument is the reverb type, 'binaural' or 'mono' (got '$REVERB_TYPE')" >&2; exit 2 ;;
+    # second-order ambisonics: four fused channels that start as W's level and the intensity's x, y, z
+    ambisonics) DEFAULT_OUT="$REPO/outputs/demo-ambisonics"; FUSION=(--fusion_channels 4 --fusion_init intensity) ;;
+    *) echo "error: the argument is the reverb type, 'binaural', 'mono' or 'ambisonics' (got '$REVERB_TYPE')" >&2
+       exit 2 ;;
 esac
 DATA="${DEMO_DATA:-$REPO/data/embedded}"
 OUT="${DEMO_OUT:-$DEFAULT_OUT}"

@@ -1,11 +1,13 @@
 """Ambisonics: the ACN/SN3D conventions and frame, format conversion, the generator's physics and
 the front end's intensity features, with worked examples (docs/ambisonics.md)."""
+import os
+
 import numpy as np
 import pytest
 import torch
 
 from dataset import ambisonics
-from dataset.spatial import direction_degrees
+from dataset.spatial import direction_degrees, parse_position
 from dataset.synthetic import ambisonics as synthetic_ambisonics
 from dataset.synthetic import head, rooms
 from models import build_AST_tiny, config_from_state_dict
@@ -192,3 +194,18 @@ def test_intensity_start_is_refused_for_binaural_and_bad_channel_counts():
         build_AST_tiny(num_classes=3, num_channels=6)
     with pytest.raises(ValueError, match="fusion_channels must be 1..7"):
         build_AST_tiny(num_classes=3, num_channels=4, fusion_channels=8)
+
+
+def test_generator_writes_second_order_ambisonics_beside_binaural_and_mono(tmp_path):
+    from dataset.synthetic import generate
+    for kind in generate.RIR_KINDS:
+        os.makedirs(tmp_path / kind / "train_room00")
+    entry = generate.make_position_files(str(tmp_path), 0, "train", 0, 0)
+    binaural, mono, ambisonic = (np.load(tmp_path / kind / entry["fname"]) for kind in generate.RIR_KINDS)
+    assert ambisonic.shape == (9, mono.shape[1]) and ambisonic.dtype == np.float32
+    np.testing.assert_array_equal(ambisonic[0], mono[0])
+    # the direct sound's first-order gains point at the json's source
+    offset = parse_position(entry["source_position"]) - parse_position(entry["sensor_position"])
+    direct = int(np.argmax(np.abs(mono[0])))
+    np.testing.assert_allclose(ambisonic[:, direct] / ambisonic[0, direct],
+                               ambisonics.real_sh(ambisonics.from_spatial_frame(offset), 2), atol=0.05)

@@ -189,8 +189,8 @@ def test_refuses_to_overwrite_foreign_files(tmp_path):
 
 def test_short_rt60_room_gives_a_finite_impulse_response(tmp_path):
     # Regression: format 1 wrote NaN tails here (round-off made the missing-energy share negative).
-    for kind in ("binaural", "mono"):
+    for kind in generate.RIR_KINDS:
         os.makedirs(tmp_path / kind / "eval_room03")
     generate.make_position_files(str(tmp_path), 0, "eval", 3, 28)
-    for kind in ("binaural", "mono"):
+    for kind in generate.RIR_KINDS:
         assert np.all(np.isfinite(np.load(tmp_path / kind / "eval_room03" / "28.npy")))
