@@ -8,7 +8,11 @@ AUDIO is wav/flac files or folders of them (searched recursively, sorted). A two
 file is a binaural recording (channel 0 = left ear, 1 = right ear) and goes straight to
 the encoder (`forward_audio`); a mono file is heard through the room impulse response
 given with --rir (`model(waveform, rir)`, as in training). A mono model takes mono files
-as they are, or through a one-channel --rir.
+as they are, or through a one-channel --rir. An ambisonic model (trained with --reverb_type
+ambisonics) takes 4-channel (first-order) or 9-channel (second-order) AmbiX recordings as they
+are (ACN, SN3D; --ambisonics_format fuma or n3d converts), or mono files through an ambisonic
+--rir; a first-order model uses the first 4 channels of a second-order file (exactly its
+first-order part). docs/ambisonics.md has the conventions.
 
 Windows: a file of at most 10 s is one window [0, 10], zero-padded as in training. A
 longer file is cut into 10 s windows starting at 0, hop, 2 hop, ... up to the first
@@ -17,7 +21,7 @@ gives [0, 10], [5, 15], [10, 20], [15, 25]. `end_s` is always `start_s + 10`, th
 window; `duration_s` says how much of it is audio.
 
 Output: one JSON line per file and window (stdout unless --output):
-  file, input ("binaural", "mono+rir" or "mono"), start_s, end_s, duration_s,
+  file, input ("binaural", "ambisonics", "mono+rir" or "mono"), start_s, end_s, duration_s,
   classes [{mid, name, prob}] (top-k by sigmoid score), azimuth_deg (0 = right,
   90 = front), elevation_deg, distance_m (argmax classes), direction_confidence
   (posterior mass of azimuth x elevation within 20 degrees great-circle of the answer),
@@ -38,6 +42,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dataset import ambisonics
 from dataset.audio import CLIP_SAMPLES, SAMPLE_RATE, DataError, fit_length, read_audio_file, read_rir
 from dataset.metadata import ClassTable, load_class_table
 from dataset.spatial import DISTANCE_BIN_M, class_to_degrees, direction_words
@@ -89,6 +94,9 @@ def get_args_parser():
     p.add_argument("--output", default="", help="JSON-lines file to write (default: stdout)")
     p.add_argument("--plot_dir", default="", help="write one PNG per file (its first window) here")
     p.add_argument("--rir", default="", help="impulse response .npy [channels, samples] for mono files")
+    p.add_argument("--ambisonics_format", choices=ambisonics.FORMATS, default="ambix",
+                   help="channel order and scaling of ambisonic recordings: ambix (ACN/SN3D, as is), fuma "
+                        "(W X Y Z ..., W at -3 dB) or n3d (ACN/N3D); converted to AmbiX before the model")
     p.add_argument("--top_k", type=positive_int, default=5, help="classes listed per window")
     p.add_argument("--hop", type=hop_seconds, default=5.0, help="seconds between 10 s windows of long files")
     p.add_argument("--batch_size", type=positive_int, default=8, help="windows per forward pass")
@@ -192,24 +200,30 @@ class AudioInput:
         return self.signal.shape[-1] / SAMPLE_RATE
 
 
-def read_input(path, num_channels, has_rir):
-    """Read and check one file for a model with `num_channels` ears; raises DataError."""
+def read_input(path, num_channels, has_rir, ambisonics_format="ambix"):
+    """Read and check one file for a model with `num_channels` input channels; raises DataError."""
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         raise DataError(f"{path}: file is empty (0 bytes)")
     signal, _ = read_audio_file(path, channels="all")
     channels = signal.shape[0]
-    if channels > 2:
-        raise DataError(f"{path}: has {channels} channels; expected 2 (binaural: left, right) or 1 (mono)")
+    if channels > 2 and channels not in ambisonics.ORDER_OF_CHANNELS:
+        raise DataError(f"{path}: has {channels} channels; expected 2 (binaural: left, right), 1 (mono), or "
+                        f"4 or 9 (first- or second-order ambisonics)")
     if signal.shape[-1] < MIN_SECONDS * SAMPLE_RATE:
         raise DataError(f"{path}: is {signal.shape[-1] / SAMPLE_RATE:.2f} s long; "
                         f"at least {MIN_SECONDS:g} s is needed")
-    return AudioInput(path, signal, input_kind(path, channels, num_channels, has_rir))
+    kind = input_kind(path, channels, num_channels, has_rir)
+    if kind == "ambisonics":  # to AmbiX, then down to the model's order (the first channels in ACN)
+        signal = ambisonics.to_ambix(signal, ambisonics_format)[:num_channels].astype(np.float32)
+    return AudioInput(path, signal, kind)
 
 
 def input_kind(path, channels, num_channels, has_rir):
-    """How a file with `channels` channels reaches a model with `num_channels` ears."""
+    """How a file with `channels` channels reaches a model with `num_channels` input channels."""
     if channels == 1 and has_rir:
         return "mono+rir"
+    if num_channels in ambisonics.ORDER_OF_CHANNELS or channels in ambisonics.ORDER_OF_CHANNELS:
+        return _ambisonic_kind(path, channels, num_channels)
     if channels == num_channels:
         return "binaural" if channels == 2 else "mono"
     if channels == 1:
@@ -217,6 +231,23 @@ def input_kind(path, channels, num_channels, has_rir):
                         f"in a room, or give a two-channel (left, right) recording")
     raise DataError(f"{path}: is a two-channel recording and the model is mono (one channel); "
                     f"give a mono file")
+
+
+_MODEL_INPUT = {1: "a mono file", 2: "a two-channel binaural (left, right) recording, or a mono file with --rir",
+                4: "a 4- or 9-channel ambisonic (AmbiX) recording, or a mono file with --rir",
+                9: "a 9-channel second-order ambisonic (AmbiX) recording, or a mono file with --rir"}
+
+
+def _ambisonic_kind(path, channels, num_channels):
+    """An ambisonic file for an ambisonic model of the same or a lower order; anything else is refused."""
+    if num_channels in ambisonics.ORDER_OF_CHANNELS and channels >= num_channels:
+        return "ambisonics"
+    if channels in ambisonics.ORDER_OF_CHANNELS:
+        what = f"a {channels}-channel ambisonic recording"
+    else:
+        what = "a mono file" if channels == 1 else "a two-channel recording"
+    model = {1: "mono", 2: "binaural", 4: "first-order ambisonic", 9: "second-order ambisonic"}[num_channels]
+    raise DataError(f"{path}: is {what} and the model is {model}; it needs {_MODEL_INPUT[num_channels]}")
 
 
 def window_starts(num_samples, hop_samples, window=CLIP_SAMPLES):
@@ -347,7 +378,7 @@ def plot_window(out_path, record, probs, ears, classes):
     fig = new_figure((15, 8))
     grid = fig.add_gridspec(2, 3)
     extent = [0, ears.shape[-1] / SAMPLE_RATE, 0, frontend.N_MELS]
-    ear_names = ["left ear", "right ear"] if ears.shape[0] == 2 else ["mono"]
+    ear_names = {1: ["mono"], 2: ["left ear", "right ear"]}.get(ears.shape[0], ["W (omnidirectional)"])
     for i, name in enumerate(ear_names):
         _image(fig.add_subplot(grid[0, i]), features["log_mel"][i], extent, f"log-mel, {name} (dB)", "magma")
     if "ipd_sin_mel" in features:
@@ -415,7 +446,7 @@ class Run:
 
     def add_file(self, path):
         try:
-            audio = read_input(path, self.model.num_channels, self.rir is not None)
+            audio = read_input(path, self.model.num_channels, self.rir is not None, self.args.ambisonics_format)
         except DataError as error:
             self.fail(str(error))
             return
