@@ -14,6 +14,8 @@ Rendering a source/listener pair (`room_impulse_responses`):
   leave missing after the first unrendered (order EARLY_ORDER + 1) image could arrive.
   The binaural tail has a diffuse field's interaural coherence, sinc(2 f d / c) with an
   effective ear spacing d, high at low frequency and decorrelated above ~1 kHz.
+- with `ambisonic_order`, the same arrivals encoded in ACN/SN3D ambisonics, and a
+  diffuse-field tail (ambisonics.py).
 
 Walls are uniform (same band absorption everywhere), chosen with Eyring's formula so
 that the room has the sampled RT60 per octave band.
