@@ -17,11 +17,11 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 import engine_finetune as engine
+from dataset.ambisonics import order_of as ambisonic_order
 from dataset.audio import DataError
 from dataset.metadata import load_class_table, load_weights
 from dataset.samplers import WeightedDistributedSampler
 from dataset.spatial_dataset import SpatialSoundDataset
-from dataset.ambisonics import order_of as ambisonic_order
 from models import MODELS, create_model
 from models.spatial_ast import FEATURE_MAPS
 from util import dist, metrics

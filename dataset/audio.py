@@ -116,7 +116,6 @@ def read_rir(path, channels):
     return fit_length(rir.astype(np.float32), RIR_SAMPLES)
 
 
-
 def ambisonic_channels(path):
     """Channels of an ambisonic impulse response: 4 (first order) or 9 (second), ACN/SN3D.
 
