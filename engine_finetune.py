@@ -79,11 +79,17 @@ def train_one_epoch(model, data_loader, optimizer, scaler, device, epoch, args, 
 
     The learning rate follows the per-iteration schedule; gradients are accumulated
     over `args.accum_iter` batches (without DDP synchronisation in between).
+
+    The step never waits for the device: the losses stay on it, averaged over ranks,
+    and are read back once per `args.log_interval` steps (and at the epoch's end). That
+    read checks them, so a non-finite loss stops every rank at the same step, before
+    the epoch returns and before any checkpoint is written.
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
     steps = len(data_loader)
     sums, lr = defaultdict(float), 0.0
+    window = []  # per step: [loss, *parts] on the device, not yet read back
     bar = progress(data_loader, f"epoch {epoch}")
     for step, (waveforms, rirs, labels, spatial, *_) in enumerate(bar):
         if step % args.accum_iter == 0:
@@ -93,12 +99,9 @@ def train_one_epoch(model, data_loader, optimizer, scaler, device, epoch, args, 
         with autocast(device, args.amp):
             outputs = model(waveforms, rirs, mask_t_prob=args.mask_t_prob, mask_f_prob=args.mask_f_prob)
         loss, parts = compute_loss(outputs, labels, spatial, args)
-
-        # Averaged over ranks every step, so that all ranks stop together on a bad value.
-        reduced = dist.all_reduce_sum(torch.stack([loss.detach(), *parts.values()]).float()) / dist.get_world_size()
-        loss_value = reduced[0].item()
-        if not math.isfinite(loss_value):
-            raise NonFiniteLossError(f"loss is {loss_value} at epoch {epoch}, step {step}")
+        # Averaged over ranks, so that every rank reads the same values and stops together.
+        window.append(dist.all_reduce_sum(torch.stack([loss.detach(), *parts.values()]).float())
+                      / dist.get_world_size())
 
         update = (step + 1) % args.accum_iter == 0 or step + 1 == steps
         sync = contextlib.nullcontext() if update or not hasattr(model, "no_sync") else model.no_sync()
@@ -112,17 +115,31 @@ def train_one_epoch(model, data_loader, optimizer, scaler, device, epoch, args, 
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
 
-        for name, value in zip(["loss", *parts], reduced.tolist()):
-            sums[name] += value
-        bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", refresh=False)
-        if log_writer is not None and update:
-            x = int((epoch + step / steps) * 1000)  # epoch_1000x: curves comparable across batch sizes
-            log_writer.add_scalar("train/loss", loss_value, x)
-            log_writer.add_scalar("train/lr", lr, x)
+        if (step + 1) % args.log_interval == 0 or step + 1 == steps:
+            rows = read_losses(window, epoch, step + 1 - len(window))
+            window.clear()
+            for row in rows:
+                for name, value in zip(["loss", *parts], row):
+                    sums[name] += value
+            mean_loss = sum(row[0] for row in rows) / len(rows)
+            bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}", refresh=False)
+            if log_writer is not None:
+                x = int((epoch + step / steps) * 1000)  # epoch_1000x: curves comparable across batch sizes
+                log_writer.add_scalar("train/loss", mean_loss, x)
+                log_writer.add_scalar("train/lr", lr, x)
     dist.average_buffers(model)
     stats = {name: total / max(steps, 1) for name, total in sums.items()}
     stats["lr"] = lr
     return stats
+
+
+def read_losses(window, epoch, first_step):
+    """Copy a window of per-step loss rows to the host (one sync); raise on the first non-finite loss."""
+    rows = torch.stack(window).tolist()
+    for offset, row in enumerate(rows):
+        if not math.isfinite(row[0]):
+            raise NonFiniteLossError(f"loss is {row[0]} at epoch {epoch}, step {first_step + offset}")
+    return rows
 
 
 @torch.no_grad()
@@ -136,7 +153,8 @@ def predict(model, data_loader, device, amp="none", gather=False):
     rows = defaultdict(list)
     for waveforms, rirs, labels, spatial, clip_index, rir_index in progress(data_loader, "eval"):
         with autocast(device, amp):
-            events, distance, azimuth, elevation = model(waveforms.to(device), rirs.to(device))
+            events, distance, azimuth, elevation = model(waveforms.to(device, non_blocking=True),
+                                                         rirs.to(device, non_blocking=True))
         rows["scores"].append(torch.sigmoid(events.float()))
         rows["labels"].append(labels.to(device))
         rows["distance_prob"].append(distance.float().softmax(-1))

@@ -4,15 +4,27 @@
                         [--rir RIR.npy] [--top_k 5] [--hop 5] [--batch_size 8] [--device auto]
                         AUDIO [AUDIO ...]
 
-AUDIO is wav/flac files or folders of them (searched recursively, sorted). A two-channel
-file is a binaural recording (channel 0 = left ear, 1 = right ear) and goes straight to
-the encoder (`forward_audio`); a mono file is heard through the room impulse response
-given with --rir (`model(waveform, rir)`, as in training). A mono model takes mono files
-as they are, or through a one-channel --rir. An ambisonic model (trained with --reverb_type
-ambisonics) takes 4-channel (first-order) or 9-channel (second-order) AmbiX recordings as they
-are (ACN, SN3D; --ambisonics_format fuma or n3d converts), or mono files through an ambisonic
---rir; a first-order model uses the first 4 channels of a second-order file (exactly its
-first-order part). docs/ambisonics.md has the conventions.
+AUDIO is wav/flac files or folders of them (searched recursively, sorted).
+
+What the model hears is what `main_finetune.py --eval` hears, read from the checkpoint's
+stored run arguments (this project's dict, or upstream's argparse.Namespace):
+- With --rir, every file is a dry source placed in that room, exactly as in training and
+  evaluation: its first channel, resampled to 32 kHz, scaled to -14 dBFS RMS when the run
+  used --audio_normalize, then convolved by the model (`model(waveform, rir)`).
+- Without --rir, a two-channel file is a binaural recording (channel 0 = left ear, 1 =
+  right ear) and goes straight to the encoder (`forward_audio`). With --audio_normalize,
+  one gain for both ears brings it to -14 dBFS RMS: the level training's sources had
+  before the room, while the interaural level difference stays intact. A mono model takes
+  a mono file the same way.
+- An ambisonic model (trained with --reverb_type ambisonics) takes 4-channel (first-order)
+  or 9-channel (second-order) AmbiX recordings as they are (ACN, SN3D; --ambisonics_format
+  fuma or n3d converts); a first-order model uses the first 4 channels of a second-order
+  file (exactly its first-order part). With --audio_normalize one gain for all channels
+  brings W, the omnidirectional pressure, to -14 dBFS RMS. docs/ambisonics.md has the
+  conventions.
+The model (name, so width, depth and heads; classes, patch size, fused channels, input
+channels: ears, or the ambisonic order) is built from the stored arguments too; from the
+tensor shapes only when none are stored.
 
 Windows: a file of at most 10 s is one window [0, 10], zero-padded as in training. A
 longer file is cut into 10 s windows starting at 0, hop, 2 hop, ... up to the first
@@ -43,13 +55,14 @@ import torch
 from tqdm import tqdm
 
 from dataset import ambisonics
-from dataset.audio import CLIP_SAMPLES, SAMPLE_RATE, DataError, fit_length, read_audio_file, read_rir
+from dataset.audio import (CLIP_SAMPLES, SAMPLE_RATE, TARGET_DBFS, DataError, fit_length, read_audio_file, read_rir,
+                           rms_gain)
 from dataset.metadata import ClassTable, load_class_table
 from dataset.spatial import DISTANCE_BIN_M, class_to_degrees, direction_words
-from models import frontend
+from models import create_model, frontend
 from models.spatial_ast import SpatialAST, config_from_state_dict
 from util import dist
-from util.checkpoint import CheckpointError, load_checkpoint, model_state_dict
+from util.checkpoint import CheckpointError, checkpoint_args, describe_error, load_checkpoint, model_state_dict
 from util.metrics import great_circle_degrees
 from util.report import new_figure, save_figure
 
@@ -93,7 +106,8 @@ def get_args_parser():
                                                    "that stores no class names")
     p.add_argument("--output", default="", help="JSON-lines file to write (default: stdout)")
     p.add_argument("--plot_dir", default="", help="write one PNG per file (its first window) here")
-    p.add_argument("--rir", default="", help="impulse response .npy [channels, samples] for mono files")
+    p.add_argument("--rir", default="", help="impulse response .npy [channels, samples]: every file is then a "
+                                             "dry source in that room (its first channel, as in training)")
     p.add_argument("--ambisonics_format", choices=ambisonics.FORMATS, default="ambix",
                    help="channel order and scaling of ambisonic recordings: ambix (ACN/SN3D, as is), fuma "
                         "(W X Y Z ..., W at -3 dB) or n3d (ACN/N3D); converted to AmbiX before the model")
@@ -106,22 +120,84 @@ def get_args_parser():
 
 # ---------------------------------------------------------------- model and class names
 
+EARS = {"binaural": 2, "mono": 1}
+
+
+@dataclass
+class Hearing:
+    """How the checkpoint's run read its audio, which inference repeats."""
+    normalize: bool  # --audio_normalize: each clip scaled to TARGET_DBFS RMS before the room
+    num_channels: int  # input channels: 2 ears (--reverb_type binaural), 1 (mono), 4 or 9 (ambisonics)
+
+
 def load_model(ckpt_path, label_csv=""):
-    """(SpatialAST in eval mode, ClassTable) from a checkpoint; raises UsageError."""
+    """(SpatialAST in eval mode, ClassTable, Hearing) from a checkpoint; raises UsageError.
+
+    Whatever a damaged file holds, the result is a model or one UsageError naming the file.
+    """
     try:
         checkpoint = load_checkpoint(ckpt_path)
         state = model_state_dict(checkpoint, ckpt_path)
     except CheckpointError as error:
         raise UsageError(str(error)) from None
     try:
-        config = config_from_state_dict(state)
-        model = SpatialAST(**config, drop_path_rate=0.0)
+        args = checkpoint_args(checkpoint)
+        model = build_from_args(args, state, ckpt_path).eval()
+        hearing = Hearing(normalize=bool(args.get("audio_normalize", False)), num_channels=model.num_channels)
+    except UsageError:
+        raise
+    except Exception as error:  # a damaged file can fail anywhere in its contents: one line, not a traceback
+        log.debug("interpreting %s", ckpt_path, exc_info=True)
+        raise UsageError(f"{ckpt_path}: not a Spatial-AST checkpoint this code can load "
+                         f"({describe_error(error)})") from None
+    classes = class_names(checkpoint, ckpt_path, label_csv, model.head.out_features)
+    return model, classes, hearing
+
+
+def build_from_args(args, state, ckpt_path):
+    """The model the run trained, loaded strictly: built from its stored arguments when they name
+    the model (entries they lack take main_finetune.py's defaults), else from the tensor shapes."""
+    if "model" not in args:
+        log.warning("%s stores no model name in its run arguments: the model is read from its tensor shapes",
+                    ckpt_path)
+        model = SpatialAST(**config_from_state_dict(state), drop_path_rate=0.0)
+    else:
+        try:
+            model = create_model(args["model"], num_classes=int(args.get("nb_classes", 355)), drop_path_rate=0.0,
+                                 patch_size=int(args.get("patch_size", 16)),
+                                 num_channels=stored_input_channels(args, state, ckpt_path),
+                                 fusion_channels=int(args.get("fusion_channels", 1)))
+        except ValueError as error:
+            raise UsageError(f"{ckpt_path}: stored arguments describe no model this code builds ({error})") from None
+    try:
         model.load_state_dict(state, strict=True)
-    except (ValueError, RuntimeError) as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise UsageError(f"{ckpt_path}: not a Spatial-AST checkpoint this code can load ({first_line})") from None
-    classes = class_names(checkpoint, ckpt_path, label_csv, config["num_classes"])
-    return model.eval(), classes
+    except (RuntimeError, ValueError) as error:
+        detail = " ".join(str(error).split())[:300]
+        raise UsageError(f"{ckpt_path}: its weights do not fit the model its stored arguments describe "
+                         f"({detail})") from None
+    return model
+
+
+def stored_input_channels(args, state, ckpt_path):
+    """Input channels of the run: 2 (binaural), 1 (mono), or 4 / 9 for ambisonics of the stored
+    ambisonic_order, read from the fusion conv's shape when the run stored no order."""
+    reverb_type = args.get("reverb_type", "binaural")
+    if reverb_type in EARS:
+        return EARS[reverb_type]
+    if reverb_type != "ambisonics":
+        raise UsageError(f"{ckpt_path}: stored reverb_type {reverb_type!r} is not binaural, mono or ambisonics")
+    if "ambisonic_order" not in args:
+        channels = config_from_state_dict(state)["num_channels"]
+        if channels not in ambisonics.ORDER_OF_CHANNELS:
+            raise UsageError(f"{ckpt_path}: stored reverb_type ambisonics, but its weights take {channels} "
+                             f"input channel(s), not 4 or 9")
+        log.warning("%s stores no ambisonic_order: order %d read from its tensor shapes", ckpt_path,
+                    ambisonics.order_of(channels))
+        return channels
+    order = args["ambisonic_order"]
+    if order not in (1, 2):
+        raise UsageError(f"{ckpt_path}: stored ambisonic_order {order!r}; this code reads order 1 or 2")
+    return ambisonics.num_channels(order)
 
 
 def class_names(checkpoint, ckpt_path, label_csv, num_classes):
@@ -201,10 +277,17 @@ class AudioInput:
 
 
 def read_input(path, num_channels, has_rir, ambisonics_format="ambix"):
-    """Read and check one file for a model with `num_channels` input channels; raises DataError."""
+    """Read and check one file for a model with `num_channels` input channels; raises DataError.
+
+    With a RIR the file is a dry source and only its first channel is kept, as the
+    training and evaluation data do.
+    """
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         raise DataError(f"{path}: file is empty (0 bytes)")
-    signal, _ = read_audio_file(path, channels="all")
+    if has_rir:
+        signal = read_audio_file(path, channels="first")[0][None]
+    else:
+        signal = read_audio_file(path, channels="all")[0]
     channels = signal.shape[0]
     if channels > 2 and channels not in ambisonics.ORDER_OF_CHANNELS:
         raise DataError(f"{path}: has {channels} channels; expected 2 (binaural: left, right), 1 (mono), or "
@@ -258,9 +341,21 @@ def window_starts(num_samples, hop_samples, window=CLIP_SAMPLES):
     return [k * hop_samples for k in range(count)]
 
 
-def window_signal(audio, start):
-    """[channels, CLIP_SAMPLES] float32: the window, zero-padded past the end of the file."""
-    return fit_length(audio.signal[:, start:start + CLIP_SAMPLES], CLIP_SAMPLES).astype(np.float32)
+def window_signal(audio, start, normalize=False):
+    """[channels, CLIP_SAMPLES] float32: the window, zero-padded past the end of the file.
+
+    With `normalize` (the run's --audio_normalize) the window's audio is scaled to
+    TARGET_DBFS RMS before padding, as the dataset scales a clip: the same for a clip of
+    at most 10 s. One gain serves all channels, so two ears keep their level difference
+    and ambisonic channels their ratios. The gain is set on the pressure signals: both
+    ears, or W for ambisonics (all channels' RMS would depend on the order: in SN3D each
+    degree's channels together carry W's energy).
+    """
+    part = audio.signal[:, start:start + CLIP_SAMPLES]
+    if normalize:
+        pressure = part[:1] if audio.kind == "ambisonics" else part
+        part = part * rms_gain(pressure, TARGET_DBFS)
+    return fit_length(part, CLIP_SAMPLES).astype(np.float32)
 
 
 def ears_of(window, kind, rir):
@@ -290,10 +385,10 @@ def ear_features(ears):
     return out
 
 
-def features_for_file(path, num_channels=2, rir=None):
+def features_for_file(path, num_channels=2, rir=None, normalize=False):
     """`ear_features` of a file's first window, read exactly as inference reads it."""
     audio = read_input(path, num_channels, rir is not None)
-    return ear_features(ears_of(window_signal(audio, 0), audio.kind, rir))
+    return ear_features(ears_of(window_signal(audio, 0, normalize), audio.kind, rir))
 
 
 # ---------------------------------------------------------------- prediction
@@ -306,12 +401,13 @@ class Window:
 
 
 @torch.no_grad()
-def predict_windows(model, windows, rir, device):
+def predict_windows(model, windows, rir, device, normalize=False):
     """Probabilities for a batch of windows: list of dicts (events, distance, azimuth, elevation)."""
     outputs = [None] * len(windows)
     for kind in sorted({w.audio.kind for w in windows}):  # each route is one forward pass
         rows = [i for i, w in enumerate(windows) if w.audio.kind == kind]
-        batch = torch.from_numpy(np.stack([window_signal(windows[i].audio, windows[i].start) for i in rows]))
+        batch = torch.from_numpy(np.stack([window_signal(windows[i].audio, windows[i].start, normalize)
+                                           for i in rows]))
         batch = batch.to(device)
         if kind == "mono+rir":
             logits = model(batch, rir.to(device)[None].expand(len(rows), -1, -1))
@@ -433,8 +529,9 @@ def _plot_classes(ax, record):
 class Run:
     """Reads files, batches their windows, writes one record per window in input order."""
 
-    def __init__(self, args, model, classes, rir, device, out):
+    def __init__(self, args, model, classes, hearing, rir, device, out):
         self.args, self.model, self.classes, self.rir, self.device, self.out = args, model, classes, rir, device, out
+        self.normalize = hearing.normalize
         self.hop_samples = max(1, round(args.hop * SAMPLE_RATE))
         self.pending = []
         self.plot_names = set()
@@ -463,11 +560,12 @@ class Run:
         if not self.pending:
             return
         windows, self.pending = self.pending, []
-        for window, probs in zip(windows, predict_windows(self.model, windows, self.rir, self.device)):
+        for window, probs in zip(windows, predict_windows(self.model, windows, self.rir, self.device,
+                                                                   self.normalize)):
             record = describe(window, probs, self.classes, self.args.top_k)
             self.out.write(json.dumps(record) + "\n")
             if self.args.plot_dir and window.index == 0:
-                ears = ears_of(window_signal(window.audio, 0), window.audio.kind, self.rir)
+                ears = ears_of(window_signal(window.audio, 0, self.normalize), window.audio.kind, self.rir)
                 plot_window(plot_path(self.args.plot_dir, window.audio.path, self.plot_names), record, probs,
                             ears, self.classes)
         self.out.flush()
@@ -476,17 +574,17 @@ class Run:
 def setup(args):
     """Everything that fails the whole run comes first, before any output is written."""
     device = resolve_device(args.device)
-    model, classes = load_model(args.ckpt, args.label_csv)
-    rir = load_rir_tensor(args.rir, model.num_channels)
+    model, classes, hearing = load_model(args.ckpt, args.label_csv)
+    rir = load_rir_tensor(args.rir, hearing.num_channels)
     if args.plot_dir:
         os.makedirs(args.plot_dir, exist_ok=True)
-    return model.to(device), classes, rir, device
+    return model.to(device), classes, hearing, rir, device
 
 
-def run(args, out, model, classes, rir, device):
+def run(args, out, model, classes, hearing, rir, device):
     """Process every input; returns the exit code."""
     files, problems = expand_inputs(args.audio)
-    job = Run(args, model, classes, rir, device, out)
+    job = Run(args, model, classes, hearing, rir, device, out)
     for problem in problems:
         job.fail(problem)
     total = len(files) + len(problems)

@@ -19,14 +19,14 @@ from torch.utils.data import DataLoader, DistributedSampler
 import engine_finetune as engine
 from dataset.ambisonics import order_of as ambisonic_order
 from dataset.audio import DataError
-from dataset.metadata import load_class_table, load_weights
+from dataset.metadata import load_class_table, load_clip_weights, load_room_impulses
 from dataset.samplers import WeightedDistributedSampler
 from dataset.spatial_dataset import SpatialSoundDataset
 from models import MODELS, create_model
 from models.spatial_ast import FEATURE_MAPS
 from util import dist, metrics
-from util.checkpoint import (CheckpointError, load_checkpoint, load_pretrained, load_weights_strictly,
-                              save_checkpoint)
+from util.checkpoint import (CheckpointError, checkpoint_args, describe_error, load_checkpoint, load_pretrained,
+                              load_weights_strictly, save_checkpoint)
 from util.lr import param_groups_layer_decay
 from util.report import write_eval_report
 
@@ -48,6 +48,8 @@ def get_args_parser():
     p.add_argument("--clip_grad", type=float, default=None, help="gradient norm clip (default: off)")
     p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none",
                    help="autocast precision; fp16 adds a GradScaler")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training model (off by default until measured on a GPU: docs/gpu.md)")
     p.add_argument("--event_loss_weight", type=float, default=1250.0)
     p.add_argument("--distance_loss_weight", type=float, default=1.0)
     p.add_argument("--direction_loss_weight", type=float, default=2.0, help="weight of azimuth + elevation CE")
@@ -92,13 +94,19 @@ def get_args_parser():
                    help="ambisonics: ACN/SN3D impulse responses of 4 or 9 channels (docs/ambisonics.md)")
     p.add_argument("--reverb_train", "--reverb_train_json", dest="reverb_train", default="")
     p.add_argument("--reverb_val", "--reverb_val_json", dest="reverb_val", default="")
+    p.add_argument("--check_files", choices=["all", "none"], default="all",
+                   help="check at start-up that every clip's audio and every RIR exists (none: trust the "
+                        "lists, e.g. on a slow network file system)")
+    p.add_argument("--missing_audio", choices=["error", "skip"], default="error",
+                   help="a clip whose audio file is missing stops the run at start-up (error) or is dropped "
+                        "and listed in <output_dir>/missing_clips.txt (skip)")
     p.add_argument("--audio_normalize", action="store_true", help="scale every clip to -14 dBFS RMS")
     p.add_argument("--mixup", type=float, default=0.0, help="probability of mixing a second clip in")
     p.add_argument("--roll_mag_aug", action="store_true", help="random circular shift and gain")
     p.add_argument("--weight_sampler", action="store_true", help="sample clips by --weight_csv")
     p.add_argument("--epoch_len", type=int, default=200000, help="clips per epoch with --distributed_wrapper")
     p.add_argument("--distributed_wrapper", action="store_true",
-                   help="weighted sampling: one global draw of --epoch_len clips dealt to the ranks")
+                   help="weighted sampling: epochs of --epoch_len draws (default: as many as clips)")
     p.add_argument("--replacement", action="store_true", help="weighted sampling with replacement")
     p.add_argument("--num_workers", type=int, default=8)
     p.add_argument("--pin_mem", action=argparse.BooleanOptionalAction, default=True,
@@ -111,6 +119,8 @@ def get_args_parser():
     p.add_argument("--eval", action="store_true", help="evaluate --finetune/--resume weights and exit")
     p.add_argument("--dist_eval", action="store_true", help="split evaluation across processes")
     p.add_argument("--first_eval_ep", type=int, default=0, help="first epoch that is evaluated")
+    p.add_argument("--log_interval", type=int, default=20,
+                   help="steps between reads of the loss from the device (logging and the non-finite check)")
     return p
 
 
@@ -140,22 +150,41 @@ def check_args(args):
             raise SystemExit(f"error: --{name} must be >= 0 (0 gives one-hot targets), got {getattr(args, name)}")
     if not 0.0 <= args.mixup <= 1.0:
         raise SystemExit(f"error: --mixup is a probability in [0, 1], got {args.mixup}")
-    if args.batch_size < 1 or args.accum_iter < 1 or args.epochs < 1:
-        raise SystemExit("error: --batch_size, --accum_iter and --epochs must be positive")
+    if args.batch_size < 1 or args.accum_iter < 1 or args.epochs < 1 or args.log_interval < 1:
+        raise SystemExit("error: --batch_size, --accum_iter, --epochs and --log_interval must be positive")
 
 
 def build_datasets(args, classes):
     common = dict(audio_root=args.audio_path_root, classes=classes, reverb_root=args.reverb_path_root,
-                  reverb_type=args.reverb_type, normalize=args.audio_normalize)
+                  reverb_type=args.reverb_type, normalize=args.audio_normalize,
+                  check_files=args.check_files == "all", missing_audio=args.missing_audio)
     val = SpatialSoundDataset(args.audioset_eval, reverb_json=args.reverb_val, train=False, **common)
     train = None
     if not args.eval:
         train = SpatialSoundDataset(args.audioset_train, reverb_json=args.reverb_train, train=True,
                                     mixup=args.mixup, roll_mag_aug=args.roll_mag_aug, **common)
+    if dist.is_main_process():
+        write_missing_clips(args.output_dir, [d for d in (train, val) if d is not None])
     for dataset in (val, train):  # decode one item now rather than fail inside a worker later
         if dataset is not None:
             dataset[0]
+    if train is not None:
+        train.take_decode_failures()  # count from the first step on
     return train, val
+
+
+def write_missing_clips(output_dir, datasets):
+    """<output_dir>/missing_clips.txt: the ids that --missing_audio skip dropped, one per line."""
+    path = os.path.join(output_dir, "missing_clips.txt")
+    missing = [(d.clip_json, d.clips.missing) for d in datasets if len(d.clips.missing)]
+    if not missing:
+        if os.path.exists(path):
+            os.remove(path)  # left by an earlier run: it would describe other data
+        return
+    with open(path, "w") as f:
+        for clip_json, ids in missing:
+            f.writelines(clip_id + "\n" for clip_id in ids)
+            log.warning("%s: %d clips without audio skipped, their ids are in %s", clip_json, len(ids), path)
 
 
 def build_loaders(args, train_set, val_set, device):
@@ -171,9 +200,9 @@ def build_loaders(args, train_set, val_set, device):
     if train_set is None:
         return None, val_loader
     if args.weight_sampler:
-        weights = load_weights(args.weight_csv, len(train_set))
-        sampler = WeightedDistributedSampler(weights, args.epoch_len, world, rank, args.replacement,
-                                             global_draw=args.distributed_wrapper, seed=args.seed)
+        weights = load_clip_weights(args.weight_csv, train_set.clips)
+        epoch_len = args.epoch_len if args.distributed_wrapper else len(train_set)
+        sampler = WeightedDistributedSampler(weights, epoch_len, world, rank, args.replacement, seed=args.seed)
     else:
         sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=args.seed)
     train_loader = DataLoader(train_set, sampler=sampler, drop_last=True, **loader)
@@ -194,22 +223,48 @@ def build_model(args, num_channels):
     return model
 
 
-def chance_levels(args, classes, train_set, val_set):
-    """Metrics of the best constant prediction learned from the training labels, or None."""
-    if not (args.audioset_train and args.reverb_train):
+def build_optimizer(args, model, device):
+    """AdamW over the layer-decay groups: one fused kernel on CUDA, multi-tensor (foreach) elsewhere."""
+    groups = param_groups_layer_decay(model, args.weight_decay, args.layer_decay, model.no_weight_decay())
+    return torch.optim.AdamW(groups, lr=args.lr, **adamw_kernel(device))
+
+
+def adamw_kernel(device):
+    return {"fused": True} if device.type == "cuda" else {"foreach": True}
+
+
+def chance_levels(args, train_set, val_set):
+    """Metrics of the best constant prediction, by counting; None without training RIRs.
+
+    A constant score ties every eval clip, so the chance mAP needs only the eval class
+    counts. Training pairs clips with RIRs at random, so the direction/distance prior is
+    the training RIR list's: --eval reads that list, never the training clips.
+    """
+    if train_set is not None:
+        train_rirs = train_set.rirs
+    elif args.reverb_train:
+        try:
+            train_rirs = load_room_impulses(args.reverb_train, args.reverb_path_root, args.reverb_type,
+                                            check_files=False)
+        except DataError as error:
+            log.warning("no chance levels: %s", error)
+            return None
+    else:
         return None
-    try:
-        train = train_set or SpatialSoundDataset(
-            args.audioset_train, args.audio_path_root, classes, args.reverb_train, args.reverb_path_root,
-            args.reverb_type, train=False, check_files=False)
-    except DataError as error:
-        log.warning("no chance levels: %s", error)
-        return None
-    # training pairs clips with RIRs at random: the direction/distance prior is the RIR list's
-    train_spatial = train.spatial_targets()
+    train_spatial = train_rirs.targets
     eval_spatial = val_set.spatial_targets()[val_set.eval_rir_index]
-    return metrics.chance_metrics(train.label_matrix(), train_spatial[:, 1], train_spatial[:, 2], train_spatial[:, 0],
-                                  val_set.label_matrix(), eval_spatial[:, 1], eval_spatial[:, 2], eval_spatial[:, 0])
+    return metrics.chance_metrics_from_counts(val_set.class_counts(), train_spatial[:, 1], train_spatial[:, 2],
+                                              train_spatial[:, 0], eval_spatial[:, 1], eval_spatial[:, 2],
+                                              eval_spatial[:, 0])
+
+
+def replaced_clips(train_set, device):
+    """Clips that failed to decode this epoch and were replaced by another draw, over all ranks."""
+    count = torch.tensor([train_set.take_decode_failures()], dtype=torch.int64, device=device)
+    count = int(dist.all_reduce_sum(count).item())
+    if count:
+        log.warning("%d clips failed to decode this epoch and were replaced by other draws", count)
+    return count
 
 
 def format_metrics(result):
@@ -238,27 +293,81 @@ def run_evaluation(args, model, val_loader, device, chance, report=False):
     return result
 
 
-def checkpoint_state(model, optimizer, scaler, epoch, args, classes, best_map):
+def checkpoint_state(model, optimizer, scaler, epoch, args, classes, best_map, rng_states):
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-            "scaler": scaler.state_dict(), "args": vars(args), "classes": classes.as_records(),
-            "best_mAP": best_map}
+            "scaler": scaler.state_dict(), "args": {**vars(args), "world_size": dist.get_world_size()},
+            "classes": classes.as_records(), "best_mAP": best_map, "rng": rng_states}
+
+
+# Stored arguments that fix tensor shapes: another value cannot continue the checkpoint's run.
+SHAPE_ARGS = ("model", "nb_classes", "patch_size", "fusion_channels", "reverb_type", "ambisonic_order")
+# Stored arguments that change what the run computes: another value makes a different experiment.
+RUN_ARGS = ("lr", "blr", "min_lr", "warmup_epochs", "epochs", "layer_decay", "weight_decay", "clip_grad",
+             "batch_size", "accum_iter", "world_size", "amp", "event_loss_weight", "distance_loss_weight",
+             "direction_loss_weight", "direction_label_sigma", "distance_label_sigma", "mixup", "roll_mag_aug",
+             "audio_normalize", "freqm", "timem", "mask_t_prob", "mask_f_prob", "mask_2d", "drop_path",
+             "weight_sampler", "epoch_len", "distributed_wrapper", "replacement", "seed", "audio_path_root",
+             "audioset_train", "audioset_eval", "label_csv", "weight_csv", "reverb_path_root", "reverb_train",
+             "reverb_val")
+
+
+def compare_resumed_args(stored, args, path):
+    """Refuse shape-changing differences from the checkpoint's run; warn on run-changing ones."""
+    current = {**vars(args), "world_size": dist.get_world_size()}
+    changed = lambda names: [n for n in names if n in stored and stored[n] != current.get(n)]  # noqa: E731
+    shapes = changed(SHAPE_ARGS)
+    if shapes:
+        raise CheckpointError(f"{path}: cannot resume with other shapes: " + ", ".join(
+            f"--{n} {current.get(n)} (the run used {stored[n]})" for n in shapes))
+    for name in changed(RUN_ARGS):
+        log.warning("resuming with --%s %s; the run in %s used %s", name, current.get(name), path, stored[name])
+
+
+def rng_states():
+    """Every rank's torch RNG states (CPU, and CUDA when present), gathered on every rank."""
+    state = {"cpu": torch.get_rng_state(),
+             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    if not dist.is_distributed():
+        return [state]
+    states = [None] * dist.get_world_size()
+    torch.distributed.all_gather_object(states, state)
+    return states
+
+
+def restore_rng_states(states, path):
+    """Continue each rank's random stream where the checkpoint left it (same world size only)."""
+    if not isinstance(states, list) or len(states) != dist.get_world_size():
+        log.warning("%s: no RNG state for %d processes; random streams restart from --seed", path,
+                    dist.get_world_size())
+        return
+    state = states[dist.get_rank()]
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def resume(args, model, optimizer, scaler):
-    """Restore model, optimizer, scaler and epoch; returns the best mAP seen so far."""
+    """Restore model, optimizer, scaler, epoch and RNG states; returns the best mAP seen so far."""
     checkpoint = load_checkpoint(args.resume)
+    if not args.eval:
+        compare_resumed_args(checkpoint_args(checkpoint), args, args.resume)
     load_weights_strictly(model, checkpoint, args.resume)
     if args.eval:
         return 0.0
     if "optimizer" not in checkpoint or "epoch" not in checkpoint:
         raise CheckpointError(f"{args.resume}: holds no optimizer state or epoch; "
                               f"use --finetune to start a new run from its weights")
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    if checkpoint.get("scaler"):
-        scaler.load_state_dict(checkpoint["scaler"])
-    args.start_epoch = int(checkpoint["epoch"]) + 1
+    try:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if checkpoint.get("scaler"):
+            scaler.load_state_dict(checkpoint["scaler"])
+        args.start_epoch = int(checkpoint["epoch"]) + 1
+        best_map = float(checkpoint.get("best_mAP", 0.0))
+        restore_rng_states(checkpoint.get("rng"), args.resume)
+    except Exception as error:  # a damaged file can fail anywhere in its contents: one line, not a traceback
+        raise CheckpointError(f"{args.resume}: damaged training state ({describe_error(error)})") from None
     log.info("resumed from %s at epoch %d", args.resume, args.start_epoch)
-    return float(checkpoint.get("best_mAP", 0.0))
+    return best_map
 
 
 def main(args):
@@ -279,7 +388,7 @@ def main(args):
         raise SystemExit(f"error: --nb_classes {args.nb_classes} but {args.label_csv} lists {len(classes)} classes")
     train_set, val_set = build_datasets(args, classes)
     train_loader, val_loader = build_loaders(args, train_set, val_set, device)
-    chance = chance_levels(args, classes, train_set, val_set) if dist.is_main_process() else None
+    chance = chance_levels(args, train_set, val_set) if dist.is_main_process() else None
 
     if args.reverb_type == "ambisonics":  # recorded in the checkpoints' args
         if train_set is not None and train_set.channels != val_set.channels:
@@ -301,8 +410,7 @@ def main(args):
     effective_batch = args.batch_size * args.accum_iter * dist.get_world_size()
     if args.lr is None:
         args.lr = args.blr * effective_batch / 256
-    optimizer = torch.optim.AdamW(param_groups_layer_decay(model, args.weight_decay, args.layer_decay,
-                                                           model.no_weight_decay()), lr=args.lr)
+    optimizer = build_optimizer(args, model, device)
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
     best_map = resume(args, model, optimizer, scaler) if args.resume else 0.0
 
@@ -310,6 +418,8 @@ def main(args):
     if dist.is_distributed():
         ddp_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
+    if args.compile:  # training only: checkpoints and evaluation use the plain module
+        ddp_model = torch.compile(ddp_model)
 
     if args.eval:
         run_evaluation(args, model, val_loader, device, chance, report=True)
@@ -332,7 +442,8 @@ def main(args):
             kept = f"the last good checkpoint is {last}" if os.path.exists(last) else "no checkpoint was written yet"
             raise SystemExit(f"error: {error}; training stopped, {kept}. "
                              f"Try a lower --blr, --clip_grad, or --amp bf16 instead of fp16.") from None
-        record = {"epoch": epoch, **{f"train_{k}": v for k, v in train_stats.items()}}
+        record = {"epoch": epoch, **{f"train_{k}": v for k, v in train_stats.items()},
+                  "train_replaced_clips": replaced_clips(train_loader.dataset, device)}
         if epoch >= args.first_eval_ep or epoch == args.epochs - 1:
             result = run_evaluation(args, model, val_loader, device, chance)
             record.update({f"test_{k}": v for k, v in result.items()})
@@ -340,8 +451,9 @@ def main(args):
             best_map = max(best_map, result["mAP"])
         else:
             is_best = False
+        rng = rng_states()  # a collective: every rank takes part
         if dist.is_main_process():
-            state = checkpoint_state(model, optimizer, scaler, epoch, args, classes, best_map)
+            state = checkpoint_state(model, optimizer, scaler, epoch, args, classes, best_map, rng)
             save_checkpoint(os.path.join(args.output_dir, "checkpoint-last.pth"), state)
             if is_best:
                 save_checkpoint(os.path.join(args.output_dir, "checkpoint-best.pth"), state)

@@ -43,10 +43,40 @@ def fit_length(signal, length):
 
 def normalize_rms(signal, target_dbfs=TARGET_DBFS):
     """Scale to an RMS of `target_dbfs` dB full scale; silence is left alone."""
-    rms = float(np.sqrt(np.mean(np.square(signal, dtype=np.float64))))
-    if rms == 0.0:
-        return signal
-    return signal * (10 ** (target_dbfs / 20) / rms)
+    return signal * rms_gain(signal, target_dbfs)
+
+
+def rms_gain(signal, target_dbfs=TARGET_DBFS, scale=1.0, scratch=None):
+    """The factor that brings `signal` * `scale` to an RMS of `target_dbfs` dBFS (1 for silence).
+
+    `signal` may be int16 PCM; `scratch`, a float32 buffer at least as long, saves an allocation.
+    """
+    signal = np.asarray(signal).reshape(-1)
+    squares = np.square(signal, dtype=np.float32, out=None if scratch is None else scratch[:len(signal)])
+    # numpy's pairwise float32 sum (accurate to ~1e-6); not np.dot, whose BLAS threads fight torch's
+    rms = scale * float(np.sqrt(float(np.add.reduce(squares)) / max(len(signal), 1)))
+    return 1.0 if rms == 0.0 else 10 ** (target_dbfs / 20) / rms
+
+
+def add_rolled(out, signal, shift, scale, scratch=None):
+    """out += scale * roll(signal, shift), cut to len(out): roll, gain and mix without temporaries.
+
+    `np.roll` then `*` then `+` would each allocate (and page-fault in) a 1.3 MB array.
+    Here the two contiguous pieces of the rolled signal are scaled into `scratch` (a
+    reusable buffer at least as long as `out`) and added in place. With `scratch=None`,
+    `out` must be zeros and is written directly, in one pass.
+    """
+    n = len(signal)
+    shift %= max(n, 1)
+    head, tail = signal[n - shift:], signal[:n - shift]  # roll(signal, shift) = head ++ tail
+    for start, piece in ((0, head), (shift, tail)):
+        piece = piece[:max(len(out) - start, 0)]
+        target = out[start:start + len(piece)]
+        if scratch is None:
+            np.multiply(piece, np.float32(scale), out=target)
+        else:
+            np.add(target, np.multiply(piece, np.float32(scale), out=scratch[:len(piece)]), out=target)
+    return out
 
 
 class AudioReader:
@@ -57,21 +87,30 @@ class AudioReader:
 
     def read(self, root, folder, clip_id):
         """First channel of the clip at 32 kHz, float32, shape [samples]."""
+        samples, scale = self.read_samples(root, folder, clip_id)
+        return np.multiply(samples, np.float32(scale), dtype=np.float32)
+
+    def read_samples(self, root, folder, clip_id):
+        """(samples, scale): the clip's first channel at 32 kHz is `samples * scale`.
+
+        The samples stay int16 when the file or pack holds 16-bit PCM at 32 kHz (the
+        paper's AudioSet): the caller converts them once, fused with its own gain.
+        """
         container = os.path.join(root, folder)
         if os.path.isfile(container):
             return self._read_h5(container, clip_id + ".wav")
-        return read_audio_file(os.path.join(container, clip_id + ".wav"))[0]
+        return read_pcm_file(os.path.join(container, clip_id + ".wav"))
 
     def _read_h5(self, path, name):
         try:
             if path not in self._h5_files:
                 self._h5_files[path] = h5py.File(path, "r")
-            raw = np.asarray(self._h5_files[path][name][()])
+            raw = self._h5_files[path][name][()].reshape(-1)
         except (OSError, KeyError) as error:
             raise DataError(f"{path}: cannot read clip {name!r} from the HDF5 pack ({error})") from None
-        # PANNs-style packs store int16; scale integer PCM to [-1, 1)
-        scale = float(-np.iinfo(raw.dtype).min) if raw.dtype.kind == "i" else 1.0
-        return check_signal((raw.reshape(-1) / scale).astype(np.float32), f"{path}[{name}]")
+        if raw.dtype.kind == "i":  # PANNs-style packs store int16: integer PCM scales to [-1, 1)
+            return raw, 1.0 / -np.iinfo(raw.dtype).min
+        return check_signal(raw.astype(np.float32, copy=False), f"{path}[{name}]"), 1.0
 
     def __getstate__(self):  # open HDF5 handles do not cross process boundaries
         return {"_h5_files": {}}
@@ -84,15 +123,37 @@ def read_audio_file(path, channels="first"):
     channels="all" -> [channels, samples].
     """
     try:
-        signal, sr = sf.read(path, dtype="float32", always_2d=True)
+        with sf.SoundFile(path) as f:
+            # libsndfile decodes straight to float32; a mono file comes back 1-D, with no copy
+            signal, sr, subtype = f.read(dtype="float32", always_2d=channels == "all"), f.samplerate, f.subtype
     except (sf.LibsndfileError, RuntimeError, OSError) as error:
         reason = "file not found" if not os.path.exists(path) else str(error)
         raise DataError(f"{path}: cannot read audio ({reason})") from None
     if signal.shape[0] == 0:
         raise DataError(f"{path}: audio file is empty")
-    signal = signal.T if channels == "all" else signal[:, 0]
-    signal = resample(signal, sr).astype(np.float32)
-    return check_signal(signal, path), sr
+    if channels == "all":
+        signal = signal.T
+    elif signal.ndim == 2:
+        signal = np.ascontiguousarray(signal[:, 0])
+    if sr != SAMPLE_RATE:
+        signal = resample(signal, sr).astype(np.float32)
+    if not subtype.startswith(("PCM", "ALAW", "ULAW")):  # integer samples cannot be NaN: skip the pass
+        check_signal(signal, path)
+    return signal, sr
+
+
+def read_pcm_file(path):
+    """(samples, scale) of an audio file's first channel at 32 kHz (see AudioReader.read_samples)."""
+    try:
+        with sf.SoundFile(path) as f:
+            if f.subtype == "PCM_16" and f.samplerate == SAMPLE_RATE:
+                samples = f.read(dtype="int16")  # a plain copy: 8x faster than decoding to float
+                if samples.shape[0] == 0:
+                    raise DataError(f"{path}: audio file is empty")
+                return np.ascontiguousarray(samples[:, 0]) if samples.ndim == 2 else samples, 1.0 / 32768
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        pass  # read_audio_file names the problem
+    return read_audio_file(path)[0], 1.0
 
 
 def check_signal(signal, where):
@@ -113,7 +174,8 @@ def read_rir(path, channels):
                         f"expected [{channels}, samples] for this reverb type")
     if not np.all(np.isfinite(rir)):
         raise DataError(f"{path}: impulse response contains NaN or infinite values")
-    return fit_length(rir.astype(np.float32), RIR_SAMPLES)
+    # float32 files of 2 s (mp3d_reverb's) come back as loaded: no conversion, no copy
+    return fit_length(rir.astype(np.float32, copy=False), RIR_SAMPLES)
 
 
 def ambisonic_channels(path):

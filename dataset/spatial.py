@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from dataset.audio import DataError
+
 NUM_DISTANCE_CLASSES = 21
 NUM_AZIMUTH_CLASSES = 360
 NUM_ELEVATION_CLASSES = 180
@@ -22,13 +24,15 @@ DISTANCE_BIN_M = 0.5
 
 
 def parse_position(text, where="position"):
-    """Parse an upstream "x,y,z" position string into a float array of shape [3]."""
+    """Parse an upstream "x,y,z" position string into a float array of shape [3].
+
+    A malformed one is a DataError (one line, naming `where`: the file and entry)."""
     try:
         values = [float(v) for v in str(text).split(",")]
     except ValueError:
         values = []
     if len(values) != 3 or not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{where}: expected an 'x,y,z' string of three finite numbers, got {text!r}")
+        raise DataError(f"{where}: expected an 'x,y,z' string of three finite numbers, got {text!r}")
     return np.asarray(values, dtype=np.float64)
 
 

@@ -29,6 +29,7 @@ fi
 NNODES="${NNODES:-1}"
 AMP="${AMP:-bf16}"
 NUM_WORKERS="${NUM_WORKERS:-4}"
+CHECK_FILES="${CHECK_FILES:-all}"  # none: skip the start-up existence checks (slow network file systems)
 
 require() {  # require PATH WHAT: stop with one message saying what to download and where
     if [ ! -e "$1" ]; then
@@ -52,7 +53,7 @@ launch() {  # launch ARGS...: main_finetune.py under torchrun with this script's
         --reverb_path_root "$REVERB_ROOT" --reverb_type "$REVERB_TYPE" \
         --reverb_train "$REVERB_TRAIN" --reverb_val "$REVERB_VAL" \
         --output_dir "$OUTPUT_DIR" --log_dir "$OUTPUT_DIR/tensorboard" \
-        --amp "$AMP" --num_workers "$NUM_WORKERS" --nb_classes 355 --dist_eval "$@"
+        --amp "$AMP" --num_workers "$NUM_WORKERS" --check_files "$CHECK_FILES" --nb_classes 355 --dist_eval "$@"
 }
 
 resume_args() {  # sets RESUME: continue an interrupted run in OUTPUT_DIR instead of starting over

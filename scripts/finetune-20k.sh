@@ -16,6 +16,8 @@ done
 resume_args
 
 # Upstream's hyper-parameters: blr 1e-3 at 64 clips per GPU, 50 epochs, 5 warm-up, -14 dBFS clips.
+# Clips without audio (a partial download) are skipped and listed in OUTPUT_DIR/missing_clips.txt.
 launch --model build_AST --finetune "$CKPT" --audioset_train "$TRAIN_JSON" \
     --blr 1e-3 --batch_size 64 --epochs 50 --warmup_epochs 5 --first_eval_ep 0 \
-    --mixup 0.5 --roll_mag_aug --mask_t_prob 0.25 --mask_f_prob 0.25 --mask_2d --audio_normalize "${RESUME[@]}"
+    --mixup 0.5 --roll_mag_aug --mask_t_prob 0.25 --mask_f_prob 0.25 --mask_2d --audio_normalize \
+    --missing_audio skip "${RESUME[@]}"

@@ -15,7 +15,6 @@ import soundfile as sf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-REFERENCE = os.path.join(ROOT, "..", "shared", "reference")
 
 SR = 32000
 CLASSES = [("/t/low", "Low tone"), ("/t/mid", "Mid tone"), ("/t/high", "High, bright tone")]

@@ -1,5 +1,7 @@
 """inference.py on ambisonic recordings: FOA and HOA2 files as they are, FuMa conversion, and a
 clear refusal when a file's kind does not match the checkpoint's input."""
+import logging
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -15,12 +17,15 @@ from util.checkpoint import save_checkpoint
 SR = 32000
 
 
-def ambisonic_checkpoint(path, channels):
+def ambisonic_checkpoint(path, channels, store_order=True, **stored):
+    """A tiny ambisonic model with its run arguments as main_finetune.py stores them."""
     torch.manual_seed(0)
     model = build_AST_tiny(num_classes=len(CLASSES), num_channels=channels, patch_size=32, fusion_channels=4)
-    save_checkpoint(str(path), {"model": model.state_dict(), "classes": CLASS_RECORDS,
-                                "args": {"model": "build_AST_tiny", "reverb_type": "ambisonics",
-                                         "ambisonic_order": ambisonics.order_of(channels)}})
+    args = {"model": "build_AST_tiny", "nb_classes": len(CLASSES), "patch_size": 32, "fusion_channels": 4,
+            "reverb_type": "ambisonics", "audio_normalize": False, **stored}
+    if store_order:
+        args.setdefault("ambisonic_order", ambisonics.order_of(channels))
+    save_checkpoint(str(path), {"model": model.state_dict(), "classes": CLASS_RECORDS, "args": args})
     return str(path)
 
 
@@ -76,12 +81,51 @@ def test_fuma_recordings_are_converted_to_ambix(amb, capsys):
     assert code == 0 and errors == [] and records[0]["input"] == "ambisonics"
 
 
-def test_mono_file_through_an_ambisonic_rir(amb, capsys):
+def test_with_an_ambisonic_rir_every_file_is_a_dry_source(amb, capsys):
     rir = np.zeros((4, 2000), dtype=np.float32)
     rir[:, 100] = ambisonics.real_sh(ambisonics.direction(-90.0, 0.0), 1)
     np.save(amb["root"] / "rir.npy", rir)
-    code, records, errors = run_cli(capsys, "--ckpt", amb["foa_ckpt"], "--rir", amb["root"] / "rir.npy", amb["mono"])
-    assert code == 0 and errors == [] and records[0]["input"] == "mono+rir"
+    code, records, errors = run_cli(capsys, "--ckpt", amb["foa_ckpt"], "--rir", amb["root"] / "rir.npy",
+                                    amb["mono"], amb["foa"])
+    assert code == 0 and errors == [] and [r["input"] for r in records] == ["mono+rir", "mono+rir"]
+    # as in training and --eval, only the first channel (here W) of a multichannel file is the source
+    dry = inference.read_input(amb["foa"], 4, has_rir=True)
+    np.testing.assert_array_equal(dry.signal, inference.read_input(amb["foa"], 4, has_rir=False).signal[:1])
+
+
+def test_normalisation_brings_w_to_the_target_level_with_one_gain(amb):
+    """--audio_normalize on an ambisonic recording: one gain for every channel (the direction cues
+    are ratios between channels), chosen on W, so the answer does not depend on the file's order.
+    The RMS over all channels would leave W 3 dB (first order) or 4.8 dB (second) above the target."""
+    foa = inference.read_input(amb["foa"], 4, has_rir=False)
+    hoa_as_foa = inference.read_input(amb["hoa"], 4, has_rir=False)
+    samples = foa.signal.shape[1]
+    window = inference.window_signal(foa, 0, normalize=True)[:, :samples]
+    gain = window[0, 1000] / foa.signal[0, 1000]
+    np.testing.assert_allclose(window, gain * foa.signal, rtol=1e-5, atol=1e-7)
+    assert 20 * np.log10(np.sqrt(np.mean(np.square(window[0], dtype=np.float64)))) == pytest.approx(-14.0, abs=1e-3)
+    np.testing.assert_array_equal(inference.window_signal(hoa_as_foa, 0, normalize=True)[:, :samples], window)
+
+
+def test_an_ambisonic_model_comes_from_its_stored_order_else_from_its_shapes(amb, tmp_path, caplog):
+    model, _, hearing = inference.load_model(amb["hoa_ckpt"])
+    assert model.num_channels == hearing.num_channels == 9 and model.fusion_channels == 4
+    with caplog.at_level(logging.WARNING, logger="inference"):
+        model, _, hearing = inference.load_model(ambisonic_checkpoint(tmp_path / "no_order.pth", 9, store_order=False))
+    assert model.num_channels == hearing.num_channels == 9
+    assert "no_order.pth stores no ambisonic_order: order 2 read from its tensor shapes" in caplog.text
+
+
+@pytest.mark.parametrize("stored, message", [
+    ({"ambisonic_order": 1}, "bad.pth: its weights do not fit the model its stored arguments describe (Error(s) "
+                             "in loading state_dict for SpatialAST: size mismatch for"),
+    ({"ambisonic_order": 3}, "bad.pth: stored ambisonic_order 3; this code reads order 1 or 2"),
+    ({"reverb_type": "5.1"}, "bad.pth: stored reverb_type '5.1' is not binaural, mono or ambisonics"),
+])
+def test_stored_arguments_that_do_not_fit_are_refused_in_one_line(amb, tmp_path, capsys, stored, message):
+    code, records, errors = run_cli(capsys, "--ckpt", ambisonic_checkpoint(tmp_path / "bad.pth", 9, **stored),
+                                    amb["hoa"])
+    assert code == 2 and records == [] and len(errors) == 1 and message in errors[0], errors
 
 
 @pytest.mark.parametrize("ckpt, path, message", [

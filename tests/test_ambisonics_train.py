@@ -1,10 +1,12 @@
 """--reverb_type ambisonics end to end: reading the impulse responses, a tiny train and evaluation."""
+import argparse
 import json
 import os
 
 import numpy as np
 import pytest
 
+import inference
 import main_finetune
 from conftest import SR, train_args, write_tiny_dataset
 from dataset import ambisonics
@@ -12,7 +14,7 @@ from dataset.audio import DataError, ambisonic_channels, read_rir
 from dataset.metadata import load_class_table
 from dataset.spatial import parse_position
 from dataset.spatial_dataset import SpatialSoundDataset
-from util.checkpoint import load_checkpoint
+from util.checkpoint import CheckpointError, load_checkpoint
 
 
 def add_ambisonic_rirs(paths, channels):
@@ -85,6 +87,16 @@ def test_tiny_ambisonic_run_trains_evaluates_and_records_its_input(hoa_data, tmp
                                         "--finetune", str(tmp_path / "checkpoint-last.pth"))) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["reverb_type"] == "ambisonics" and metrics["num_clips"] == 4 and 0 <= metrics["MAE"] <= 180
+    # inference builds the same model from the run's stored arguments
+    model, _, hearing = inference.load_model(str(tmp_path / "checkpoint-last.pth"))
+    assert (hearing.num_channels, model.fusion_channels, model.patch_embed.patch_size) == (9, 4, 32)
+
+
+def test_resuming_with_another_ambisonic_order_is_refused():
+    with pytest.raises(CheckpointError, match=r"last.pth: cannot resume with other shapes: --ambisonic_order 1 "
+                                              r"\(the run used 2\)"):
+        main_finetune.compare_resumed_args({"reverb_type": "ambisonics", "ambisonic_order": 2},
+                                           argparse.Namespace(reverb_type="ambisonics", ambisonic_order=1), "last.pth")
 
 
 def test_ambisonic_flags_are_checked(hoa_data, tmp_path):

@@ -12,8 +12,8 @@ import torch
 from conftest import CLASSES, write_tiny_dataset
 from dataset import audio
 from dataset.audio import DataError
-from dataset.metadata import load_class_table, load_clips, load_room_impulses, load_weights
-from dataset.samplers import WeightedDistributedSampler
+from dataset.metadata import (StringColumn, load_class_table, load_clip_weights, load_clips, load_room_impulses,
+                              load_weights, take_ragged)
 from dataset.spatial import direction_words, parse_position, spatial_targets
 from dataset.spatial_dataset import SpatialSoundDataset
 
@@ -135,16 +135,141 @@ def broken(tmp_path):
 
 def test_missing_audio_file_is_named_at_start_up(broken):
     os.remove(os.path.join(broken["audio_root"], "train", "train001.wav"))
-    with pytest.raises(DataError, match=r"entry 1 \(id train001\).*train001.wav not found"):
+    with pytest.raises(DataError, match=r"1 of 3 clips have no audio file, the first is entry 1 \(id train001\): "
+                                        r".*train001.wav not found; pass --missing_audio skip"):
         _dataset(broken)
 
 
-def test_unreadable_audio_names_file_and_entry(broken):
+def test_missing_audio_skip_drops_clips_and_aligns_weights(broken):
+    for clip_id in ("train000", "train002"):
+        os.remove(os.path.join(broken["audio_root"], "train", clip_id + ".wav"))
+    np.savetxt(broken["weight_csv"], [1.0, 5.0, 7.0])
+    dataset = _dataset(broken, missing_audio="skip")
+    assert len(dataset) == 1 and dataset.clips[0].id == "train001" and list(dataset.clips.missing) == [
+        "train000", "train002"]
+    assert dataset.clips.source_index.tolist() == [1]
+    assert load_clip_weights(broken["weight_csv"], dataset.clips).tolist() == [5.0]  # entry 1's weight
+    assert dataset[0][2].tolist() == [0.0, 1.0, 0.0]  # the kept clip keeps its own label
+    np.savetxt(broken["weight_csv"], [1.0, 0.0, 7.0])
+    with pytest.raises(DataError, match="every clip that has audio has weight 0"):
+        load_clip_weights(broken["weight_csv"], dataset.clips)
+
+
+def test_check_files_none_trusts_the_list(broken):
+    os.remove(os.path.join(broken["audio_root"], "train", "train001.wav"))
+    assert len(_dataset(broken, check_files=False)) == 3
+
+
+def test_unreadable_audio_names_file_and_entry_in_evaluation(broken):
+    with open(os.path.join(broken["audio_root"], "train", "train002.wav"), "wb") as f:
+        f.write(b"this is not a wav file")
+    dataset = _dataset(broken, train=False)
+    with pytest.raises(DataError, match=r"train002.wav: cannot read audio.*entry 2"):
+        dataset[2]
+
+
+def test_training_replaces_an_undecodable_clip_and_counts_it(broken):
     with open(os.path.join(broken["audio_root"], "train", "train002.wav"), "wb") as f:
         f.write(b"this is not a wav file")
     dataset = _dataset(broken)
-    with pytest.raises(DataError, match=r"train002.wav: cannot read audio.*entry 2"):
-        dataset[2]
+    torch.manual_seed(0)
+    labels = [dataset[2][2] for _ in range(5)]
+    assert all(label.sum() == 1.0 and label[2] == 0 for label in labels)  # another clip's label, never train002's
+    assert dataset.take_decode_failures() >= 5 and dataset.take_decode_failures() == 0
+    # counts made in DataLoader workers reach the main process
+    loader = torch.utils.data.DataLoader(dataset, sampler=[2, 2, 2, 2], batch_size=2, num_workers=2)
+    assert sum(len(batch[0]) for batch in loader) == 4
+    assert dataset.take_decode_failures() >= 4
+
+
+def test_a_list_without_any_decodable_clip_stops(broken):
+    for i in range(3):
+        with open(os.path.join(broken["audio_root"], "train", f"train00{i}.wav"), "wb") as f:
+            f.write(b"not audio")
+    with pytest.raises(DataError, match="100 clips in a row failed to decode"):
+        _dataset(broken)[0]
+
+
+def test_clip_table_is_columnar_and_compact(tmp_path):
+    """No Python object per clip: 20,000 clips cost under 60 bytes each (an 11-byte id, 8-byte offsets...)."""
+    import gc
+    import tracemalloc
+    classes = load_class_table(write_tiny_dataset(tmp_path, n_train=1, n_eval=1, n_rirs=1, seconds=0.1)["label_csv"])
+    entries = [{"id": f"YT{i:09d}", "folder": f"part{i % 3}", "label": ["/t/low", "/t/high", "/t/low"]}
+               for i in range(20000)]
+    with open(tmp_path / "big.json", "w") as f:
+        json.dump(entries, f)
+    del entries
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    clips = load_clips(str(tmp_path / "big.json"), classes, str(tmp_path), check_files=False)
+    gc.collect()
+    retained = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert retained < 60 * len(clips), retained  # one object per clip alone would be ~200 bytes
+    assert clips.folders == ["part0", "part1", "part2"] and clips.folder(4) == "part1"
+    assert clips[7].id == "YT000000007" and clips[7].labels == ("/t/low", "/t/high")  # a repeated label counts once
+    assert clips.class_counts().tolist() == [20000, 0, 20000]
+
+
+def test_ragged_columns_take_rows():
+    column = StringColumn(["a", "", "ccc", "dé"])
+    assert list(column) == ["a", "", "ccc", "dé"] and list(column.take([3, 0, 1])) == ["dé", "a", ""]
+    values, offsets = take_ragged(np.array([1, 2, 3, 4, 5]), np.array([0, 2, 2, 5]), [2, 0])
+    assert values.tolist() == [3, 4, 5, 1, 2] and offsets.tolist() == [0, 3, 5]
+
+
+def test_start_up_lists_each_folder_once(tiny_data, monkeypatch):
+    """Checking 2M clips must not stat 2M files: one directory listing per folder."""
+    listed, stats = [], []
+    real_scandir, real_isfile = os.scandir, os.path.isfile
+    monkeypatch.setattr(os, "scandir", lambda path: listed.append(path) or real_scandir(path))
+    monkeypatch.setattr(os.path, "isfile", lambda path: stats.append(path) or real_isfile(path))
+    clips = load_clips(tiny_data["train_json"], load_class_table(tiny_data["label_csv"]), tiny_data["audio_root"])
+    assert len(clips) == 8 and len(listed) == 1 and len(stats) == 1  # the folder (is it an HDF5 pack?)
+
+
+def test_add_rolled_is_roll_gain_and_mix_in_one_pass():
+    rng = np.random.default_rng(0)
+    for length in (7, 10, 13):  # shorter than, as long as and longer than the output
+        signal = rng.standard_normal(length).astype(np.float32)
+        for shift in (0, 3, length - 1):
+            expected = 0.5 * audio.fit_length(np.roll(signal, shift), 10)
+            out = audio.add_rolled(np.zeros(10, dtype=np.float32), signal, shift, 0.5)
+            np.testing.assert_allclose(out, expected, rtol=1e-6)
+            out = audio.add_rolled(np.ones(10, dtype=np.float32), signal, shift, 0.5, scratch=np.empty(10, np.float32))
+            np.testing.assert_allclose(out, 1 + expected, rtol=1e-6)
+    assert audio.rms_gain(np.zeros(4, dtype=np.float32)) == 1.0
+    assert audio.rms_gain(np.full(100, 0.5, dtype=np.float32)) == pytest.approx(10 ** (-14 / 20) / 0.5)
+    pcm = np.array([16384, -16384] * 50, dtype=np.int16)  # int16 samples scaled to +-0.5
+    assert audio.rms_gain(pcm, scale=1 / 32768) == pytest.approx(10 ** (-14 / 20) / 0.5)
+
+
+def test_clips_longer_than_10_s_are_normalised_over_their_length_and_cut(tmp_path):
+    data = write_tiny_dataset(tmp_path, n_train=2, n_eval=1, n_rirs=1, seconds=10.5)
+    dataset = _dataset(data, mixup=1.0, normalize=True)
+    waveform = dataset[0][0]
+    assert waveform.shape == (1, 320000) and torch.isfinite(waveform).all()
+
+
+def test_normalised_rolled_mixup_item_matches_the_formula(tiny_data):
+    """An item is lam * g1 * roll(norm(a), s1) + (1 - lam) * g2 * roll(norm(b), s2), labels mixed alike."""
+    dataset = _dataset(tiny_data, mixup=1.0, roll_mag_aug=True, normalize=True)
+    torch.manual_seed(3)
+    waveform, _, labels, _, _, rir_index = dataset[1]
+    torch.manual_seed(3)  # replay the item's random numbers, in the order the dataset draws them
+    rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+    assert rng.integers(len(dataset.rirs)) == rir_index and rng.random() < 1.0
+    lam, expected, expected_labels = rng.beta(10, 10), np.zeros(320000), np.zeros(3)
+    for index, weight in ((1, lam), (None, 1 - lam)):
+        index = int(rng.integers(len(dataset))) if index is None else index
+        clip = audio.normalize_rms(dataset.reader.read(tiny_data["audio_root"], "train", f"train{index:03d}"))
+        shift = rng.integers(len(clip))
+        expected += weight * (rng.beta(10, 10) + 0.5) * audio.fit_length(np.roll(clip, shift), 320000)
+        expected_labels[index % 3] += weight
+    np.testing.assert_allclose(waveform[0].numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(labels.numpy(), expected_labels, atol=1e-6)
 
 
 def test_unknown_label_is_named(broken):
@@ -208,23 +333,11 @@ def test_class_csv_errors(tmp_path):
     assert len(CLASSES) == 3  # the fixture's own table stays valid
 
 
-def test_weighted_sampler_deals_one_draw_to_the_ranks():
-    weights = np.array([0.0, 1.0, 1.0, 8.0])
-    ranks = [WeightedDistributedSampler(weights, 1000, 2, rank, replacement=True, global_draw=True, seed=3)
-             for rank in range(2)]
-    draws = [list(iter(r)) for r in ranks]
-    assert len(draws[0]) == len(draws[1]) == 500
-    everything = np.array(draws[0] + draws[1])
-    assert 0 not in everything  # zero weight is never drawn
-    assert np.mean(everything == 3) == pytest.approx(0.8, abs=0.05)
-    ranks[0].set_epoch(1)
-    assert list(iter(ranks[0])) != draws[0]
 
 
-def test_weighted_sampler_per_rank_partition_and_bad_settings():
-    weights = np.ones(10)
-    parts = [list(iter(WeightedDistributedSampler(weights, 0, 2, rank, replacement=False, global_draw=False)))
-             for rank in range(2)]
-    assert len(parts[0]) == 5 and not set(parts[0]) & set(parts[1])
-    with pytest.raises(DataError, match="without replacement"):
-        WeightedDistributedSampler(weights, 100, 1, 0, replacement=False, global_draw=True)
+def test_eval_pairing_survives_skipped_clips(broken):
+    full = _dataset(broken, train=False).eval_rir_index
+    assert full[1] != full[2]  # else pairing by position in the kept list would pass as well
+    os.remove(os.path.join(broken["audio_root"], "train", "train001.wav"))
+    partial = _dataset(broken, train=False, missing_audio="skip").eval_rir_index
+    assert partial.tolist() == full[[0, 2]].tolist()  # each remaining clip keeps its RIR

@@ -23,10 +23,12 @@ def make_checkpoint(path, num_channels=2, classes=True, published=False):
     torch.manual_seed(0)
     model = build_AST_tiny(num_classes=len(CLASSES), num_channels=num_channels)
     state = model.state_dict()
-    checkpoint = {"model": state, "optimizer": {}, "epoch": 0, "scaler": {}, "args": {"model": "build_AST_tiny"}}
+    args = {"model": "build_AST_tiny", "nb_classes": len(CLASSES), "audio_normalize": False,
+            "reverb_type": "binaural" if num_channels == 2 else "mono"}
+    checkpoint = {"model": state, "optimizer": {}, "epoch": 0, "scaler": {}, "args": args}
     if published:
         state.update(_frozen_frontend_reference(model))
-        checkpoint["args"] = argparse.Namespace(model="build_AST_tiny", nb_classes=len(CLASSES))
+        checkpoint["args"] = argparse.Namespace(**args)
     elif classes:
         checkpoint.update(classes=CLASS_RECORDS, best_mAP=0.0)
     save_checkpoint(str(path), checkpoint)
@@ -81,19 +83,26 @@ def check_record(record, path, kind, top_k):
 def test_binaural_and_mono_with_rir_records(files, tiny_data, tmp_path, capsys):
     rir = os.path.join(tiny_data["root"], "binaural", "eval_room", "1.npy")
     out = tmp_path / "out.jsonl"
-    code, stdout, errors = run_cli(capsys, "--ckpt", files["ckpt"], "--rir", rir, "--top_k", 2, "--output", out,
-                                   files["binaural"], files["mono"])
+    code, stdout, errors = run_cli(capsys, "--ckpt", files["ckpt"], "--top_k", 2, "--output", out, files["binaural"])
     assert code == 0 and stdout == [] and errors == []
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(records) == 2
+    assert len(records) == 1
     check_record(records[0], files["binaural"], "binaural", 2)
-    check_record(records[1], files["mono"], "mono+rir", 2)
     assert records[0]["duration_s"] == pytest.approx(4.0, abs=1e-3)  # resampled from 44.1 kHz
     assert (records[0]["start_s"], records[0]["end_s"]) == (0.0, 10.0)
 
+    # With --rir every file is a dry source in that room, as in training: a two-channel file gives its first channel
+    code, with_rir, errors = run_cli(capsys, "--ckpt", files["ckpt"], "--rir", rir, "--top_k", 2,
+                                     files["binaural"], files["mono"])
+    assert code == 0 and errors == []
+    check_record(with_rir[0], files["binaural"], "mono+rir", 2)
+    check_record(with_rir[1], files["mono"], "mono+rir", 2)
+    left = write_wav(tmp_path / "left.wav", sf.read(files["binaural"], always_2d=True)[0][:, 0], 44100)
+    code, left_only, _ = run_cli(capsys, "--ckpt", files["ckpt"], "--rir", rir, "--top_k", 2, left)
+    assert {**left_only[0], "file": None} == {**with_rir[0], "file": None}
+
     # stdout carries the same records when there is no --output
-    code, again, _ = run_cli(capsys, "--ckpt", files["ckpt"], "--rir", rir, "--top_k", 2,
-                             files["binaural"], files["mono"])
+    code, again, _ = run_cli(capsys, "--ckpt", files["ckpt"], "--top_k", 2, files["binaural"])
     assert code == 0 and again == records
 
 

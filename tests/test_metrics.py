@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from util.metrics import (  # noqa: E402
     average_precision,
     chance_metrics,
+    chance_metrics_from_counts,
     chance_predictions,
     great_circle_degrees,
     mean_average_precision,
@@ -242,3 +243,20 @@ def test_chance_errors():
         chance_metrics(np.eye(3), [0, 1, 2], [90] * 3, [1] * 3, np.eye(2), [0, 1], [90] * 2, [1] * 2)
     with pytest.raises(ValueError, match="eval_distance"):
         chance_metrics(np.eye(3), [0, 1, 2], [90] * 3, [1] * 3, np.eye(3), [0, 1, 2], [90] * 3, [1] * 2)
+
+
+def test_chance_from_class_counts_equals_the_label_matrix_computation():
+    """The counting form (no clips x classes matrix) gives chance_metrics' numbers, mAP from mean_average_precision."""
+    rng = np.random.default_rng(4)
+    train_labels = (rng.random((50, 6)) < 0.3).astype(np.float32)
+    eval_labels = (rng.random((40, 6)) < 0.2).astype(np.float32)
+    eval_labels[:, 5] = 0  # a class absent from the eval set is left out of the mean
+    train_spatial = [rng.integers(0, 360, 30), rng.integers(60, 120, 30), rng.integers(0, 21, 30)]
+    eval_spatial = [rng.integers(0, 360, 40), rng.integers(60, 120, 40), rng.integers(0, 21, 40)]
+    from_matrix = chance_metrics(train_labels, *train_spatial, eval_labels, *eval_spatial)
+    from_counts = chance_metrics_from_counts(eval_labels.sum(0), *train_spatial, *eval_spatial)
+    assert from_counts == pytest.approx(from_matrix)
+    constant = np.broadcast_to(train_labels.mean(0), eval_labels.shape)
+    assert from_counts["mAP"] == pytest.approx(mean_average_precision(constant, eval_labels)[0])
+    with pytest.raises(ValueError, match="at least one positive"):
+        chance_metrics_from_counts(np.zeros(6), *train_spatial, *eval_spatial)

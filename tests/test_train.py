@@ -118,8 +118,18 @@ def test_demo_configuration_trains_and_its_checkpoint_loads_for_inference(tiny_d
                       "--fusion_init", "interaural",
                       "--direction_label_sigma", "8", "--distance_label_sigma", "0.5")
     assert main_finetune.run(argv) == 0
-    model, _ = load_model(str(tmp_path / "checkpoint-best.pth"))
+    model, _, _ = load_model(str(tmp_path / "checkpoint-best.pth"))
     assert model.patch_embed.grid_size == (32, 4)
     fusion = model.conv_downsample[0].weight
     assert fusion.shape == (4, 4, 3, 3)
     assert fusion[0, 2:].abs().max() > 0  # training moved the IPD taps away from the interaural start
+
+
+def test_eval_chance_levels_need_no_training_clip_list(trained, tiny_data, tmp_path):
+    """Chance comes from eval class counts and the training RIRs: --eval never reads the 2M-clip list."""
+    out = tmp_path / "eval"
+    args = train_args(tiny_data, out, "--eval", "--finetune", str(trained / "checkpoint-best.pth"),
+                      "--audioset_train", str(tmp_path / "absent.json"))
+    main_finetune.main(_parse(args))
+    chance = json.loads((out / "metrics.json").read_text())["chance"]
+    assert chance == json.loads((trained / "metrics.json").read_text())["chance"]

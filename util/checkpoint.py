@@ -12,13 +12,23 @@ import os
 import pickle
 import re
 import tempfile
+import warnings
 
 import torch
 
+from models.spatial_ast import FROZEN_FRONTEND_KEYS
+
 log = logging.getLogger(__name__)
 
-# AudioMAE pre-training keys with no counterpart in Spatial-AST.
-IGNORED_PRETRAIN_PREFIXES = ("cls_token", "norm.", "mask_token", "decoder")
+# AudioMAE pre-training keys with no counterpart in Spatial-AST: its single CLS token
+# (Spatial-AST's three are "cls_tokens", which must NOT match), the encoder's final norm,
+# the MAE mask token and decoder.
+AUDIOMAE_ONLY_KEYS = ("cls_token", "mask_token")
+AUDIOMAE_ONLY_PREFIXES = ("norm.", "decoder")
+
+
+def is_audiomae_only(key):
+    return key in AUDIOMAE_ONLY_KEYS or key.startswith(AUDIOMAE_ONLY_PREFIXES)
 
 
 class CheckpointError(RuntimeError):
@@ -47,13 +57,16 @@ def load_checkpoint(path):
     """Read a checkpoint with `weights_only=True`, allowing argparse.Namespace only.
 
     Anything else pickled inside (a class, a function) is refused before it is
-    constructed: nothing from the file runs.
+    constructed: nothing from the file runs. Any file that is not a readable checkpoint
+    (text, a truncated or damaged file, another zip) is one CheckpointError naming it.
     """
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a damaged pickle makes torch warn (odd protocol) before failing
+            warnings.simplefilter("ignore")
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
         if not found:
@@ -61,8 +74,17 @@ def load_checkpoint(path):
         raise CheckpointError(
             f"{path}: refused to load: it holds a pickled {found.group(1)}, and checkpoints are read as weights "
             f"only (tensors, plain containers and argparse.Namespace); nothing from the file was run") from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({error})") from None
+    except Exception as error:  # a damaged file fails anywhere inside torch's reader, with any exception type
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({describe_error(error)})") from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path}: not a checkpoint: holds a {type(checkpoint).__name__}, expected a dict")
+    return checkpoint
+
+
+def describe_error(error):
+    """'KeyError: 66': an exception as one short line."""
+    first_line = (str(error).strip().splitlines() or [""])[0][:200]
+    return f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
 
 
 def checkpoint_args(checkpoint):
@@ -78,6 +100,10 @@ def model_state_dict(checkpoint, path="checkpoint"):
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not any(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"{path}: no model weights found (expected a state dict under 'model')")
+    bad = [k for k, v in state.items()
+           if not (isinstance(k, str) and torch.is_tensor(v)) or v.is_complex() or v.dtype == torch.bool]
+    if bad:
+        raise CheckpointError(f"{path}: damaged state dict under 'model': entry {bad[0]!r} is not a named tensor")
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
 
 
@@ -94,27 +120,48 @@ def load_weights_strictly(model, checkpoint, path="checkpoint"):
 def load_pretrained(model, path):
     """Initialise `model` from an AudioMAE or Spatial-AST checkpoint for fine-tuning.
 
-    Keys whose name and shape match are copied; the rest keep their initialisation.
-    Returns the number of tensors loaded. Fails when no encoder weight matched, which
-    means the file is not a compatible checkpoint.
+    Every tensor whose name and shape match is copied (a Spatial-AST checkpoint gives all of
+    them, CLS tokens included); AudioMAE's own keys are skipped. The log says which tensors
+    were taken and which were left at their initialisation, and why. Returns the number
+    of tensors taken. Fails when no encoder weight matched: the file is not a compatible
+    checkpoint.
     """
     checkpoint = load_checkpoint(path)
     source = model_state_dict(checkpoint, path)
     target = model.state_dict()
-    loaded, skipped = {}, []
-    for key, value in source.items():
-        if key.startswith(IGNORED_PRETRAIN_PREFIXES):
-            continue
-        if key in target and target[key].shape == value.shape:
-            loaded[key] = value
-        elif key in target:
-            skipped.append(f"{key} {list(value.shape)} != {list(target[key].shape)}")
-    encoder_keys = [k for k in loaded if k.startswith(("blocks.", "patch_embed."))]
-    if not encoder_keys:
+    taken, left = {}, {}
+    for key, value in target.items():
+        if key not in source:
+            left[key] = "not in the checkpoint"
+        elif source[key].shape != value.shape:
+            left[key] = f"shape {list(source[key].shape)} in the checkpoint, {list(value.shape)} here"
+        else:
+            taken[key] = source[key]
+    unused = {key: unused_reason(key) for key in source if key not in target}
+    if not any(k.startswith(("blocks.", "patch_embed.")) for k in taken):
         raise CheckpointError(f"{path}: no encoder weight (blocks.*, patch_embed.*) matches this model; "
                               f"is it an AudioMAE or Spatial-AST checkpoint of the same size?")
-    model.load_state_dict(loaded, strict=False)
-    log.info("fine-tuning from %s: loaded %d of %d model tensors", path, len(loaded), len(target))
-    for line in skipped:
-        log.info("  kept the new initialisation for %s (shape differs)", line)
-    return len(loaded)
+    model.load_state_dict(taken, strict=False)
+    log.info("fine-tuning from %s: took %d of %d model tensors: %s", path, len(taken), len(target),
+             summarise_keys(taken))
+    for key, reason in left.items():
+        log.info("  left at initialisation: %s (%s)", key, reason)
+    for key, reason in unused.items():
+        log.info("  not used from the checkpoint: %s (%s)", key, reason)
+    return len(taken)
+
+
+def unused_reason(key):
+    if is_audiomae_only(key):
+        return "AudioMAE pre-training only"
+    if key in FROZEN_FRONTEND_KEYS:
+        return "frozen STFT/mel tensor; this model computes its own"
+    return "no such tensor in this model"
+
+
+def summarise_keys(keys):
+    """'blocks.0-11 (144 tensors), cls_tokens, ...': one short line for hundreds of names."""
+    blocks = sorted({int(k.split(".")[1]) for k in keys if k.startswith("blocks.")})
+    others = sorted({k.split(".")[0] for k in keys if not k.startswith("blocks.")})
+    parts = [f"blocks.{blocks[0]}-{blocks[-1]} ({sum(k.startswith('blocks.') for k in keys)} tensors)"] if blocks else []
+    return ", ".join(parts + others)

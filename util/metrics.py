@@ -183,15 +183,19 @@ def chance_predictions(train_labels, train_azimuth, train_elevation, train_dista
     distance class, which minimises the mean absolute bin error.
     """
     labels = np.asarray(train_labels)
+    spatial = _constant_spatial_prediction(train_azimuth, train_elevation, train_distance)
+    if labels.ndim != 2 or labels.shape[0] == 0:
+        raise ValueError(f"train_labels must be [clips, classes], got shape {labels.shape}")
+    return {"event_scores": (labels > 0.5).mean(axis=0), **spatial}
+
+
+def _constant_spatial_prediction(train_azimuth, train_elevation, train_distance):
     c = _class_arrays(train_azimuth=(train_azimuth, NUM_AZIMUTH_CLASSES),
                       train_elevation=(train_elevation, NUM_ELEVATION_CLASSES),
                       train_distance=(train_distance, NUM_DISTANCE_CLASSES))
-    if labels.ndim != 2 or labels.shape[0] == 0:
-        raise ValueError(f"train_labels must be [clips, classes], got shape {labels.shape}")
     azimuth, elevation = _best_constant_direction(c["train_azimuth"], c["train_elevation"])
     distance = np.sort(c["train_distance"])[(len(c["train_distance"]) - 1) // 2]
-    return {"event_scores": (labels > 0.5).mean(axis=0), "azimuth": azimuth,
-            "elevation": elevation, "distance": int(distance)}
+    return {"azimuth": azimuth, "elevation": elevation, "distance": int(distance)}
 
 
 def chance_metrics(train_labels, train_azimuth, train_elevation, train_distance,
@@ -203,17 +207,38 @@ def chance_metrics(train_labels, train_azimuth, train_elevation, train_distance,
     "distance_error_m" (metres), "num_clips".
     """
     constant = chance_predictions(train_labels, train_azimuth, train_elevation, train_distance)
-    c = _class_arrays(eval_azimuth=(eval_azimuth, NUM_AZIMUTH_CLASSES),
-                      eval_elevation=(eval_elevation, NUM_ELEVATION_CLASSES),
-                      eval_distance=(eval_distance, NUM_DISTANCE_CLASSES))
     eval_labels = np.asarray(eval_labels)
-    n = len(c["eval_azimuth"])
+    n = len(np.asarray(eval_azimuth))
     if eval_labels.ndim != 2 or eval_labels.shape != (n, len(constant["event_scores"])):
         raise ValueError(f"eval_labels must be [N, C] = [{n}, {len(constant['event_scores'])}] to match "
                          f"eval_azimuth and train_labels, got shape {eval_labels.shape}")
     scores = np.broadcast_to(constant["event_scores"], eval_labels.shape)
     mAP, _, _ = mean_average_precision(scores, eval_labels)
-    spatial = spatial_metrics(np.full(n, constant["azimuth"]), np.full(n, constant["elevation"]),
-                              c["eval_azimuth"], c["eval_elevation"],
-                              np.full(n, constant["distance"]), c["eval_distance"])
-    return {"mAP": mAP, **spatial}
+    return {"mAP": mAP, **_constant_spatial_metrics(constant, eval_azimuth, eval_elevation, eval_distance)}
+
+
+def chance_metrics_from_counts(eval_class_counts, train_azimuth, train_elevation, train_distance,
+                               eval_azimuth, eval_elevation, eval_distance):
+    """`chance_metrics` from the eval set's per-class positive counts, without any label matrix.
+
+    A constant score ties every clip, so a class's AP is its eval prevalence whatever
+    the training labels: the mAP needs only how many eval clips carry each class. This is
+    what a 2M-clip training list needs (its clips x classes matrix would take 2.8 GB).
+    """
+    counts = np.asarray(eval_class_counts, dtype=np.float64)
+    n = len(np.asarray(eval_azimuth))
+    if counts.ndim != 1 or not (counts > 0).any() or counts.max() > n:
+        raise ValueError(f"eval_class_counts must be [classes] counts in 0..{n} with at least one positive")
+    mAP = float(100.0 * np.mean(counts[counts > 0] / n))
+    constant = _constant_spatial_prediction(train_azimuth, train_elevation, train_distance)
+    return {"mAP": mAP, **_constant_spatial_metrics(constant, eval_azimuth, eval_elevation, eval_distance)}
+
+
+def _constant_spatial_metrics(constant, eval_azimuth, eval_elevation, eval_distance):
+    c = _class_arrays(eval_azimuth=(eval_azimuth, NUM_AZIMUTH_CLASSES),
+                      eval_elevation=(eval_elevation, NUM_ELEVATION_CLASSES),
+                      eval_distance=(eval_distance, NUM_DISTANCE_CLASSES))
+    n = len(c["eval_azimuth"])
+    return spatial_metrics(np.full(n, constant["azimuth"]), np.full(n, constant["elevation"]),
+                           c["eval_azimuth"], c["eval_elevation"],
+                           np.full(n, constant["distance"]), c["eval_distance"])

@@ -1,0 +1,59 @@
+"""--resume: stored arguments compared with the command line, and the random streams continued."""
+import logging
+
+import pytest
+import torch
+
+import main_finetune
+from conftest import train_args, write_tiny_dataset
+from util.checkpoint import load_checkpoint
+
+FAST = ("--patch_size", "32", "--batch_size", "2")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two epochs straight, and one epoch then resumed for the second: (data, straight dir, resumed dir)."""
+    root = tmp_path_factory.mktemp("resume")
+    data = write_tiny_dataset(root, n_train=4, n_eval=2)
+    straight, first, resumed = root / "straight", root / "first", root / "resumed"
+    assert main_finetune.run(train_args(data, straight, "--epochs", "2", *FAST)) == 0
+    # warm-up is 1 epoch, so epoch 0 is the same whether the run is 1 or 2 epochs long
+    assert main_finetune.run(train_args(data, first, "--epochs", "1", *FAST)) == 0
+    assert main_finetune.run(train_args(data, resumed, "--epochs", "2", *FAST,
+                                        "--resume", str(first / "checkpoint-last.pth"))) == 0
+    return data, straight, first, resumed
+
+
+def test_a_resumed_run_ends_exactly_where_the_uninterrupted_one_does(runs):
+    _, straight, _, resumed = runs
+    a = load_checkpoint(str(straight / "checkpoint-last.pth"))
+    b = load_checkpoint(str(resumed / "checkpoint-last.pth"))
+    assert a["epoch"] == b["epoch"] == 1
+    # random RIR pairing and SpecAugment draw from torch's RNG: only a restored stream repeats them
+    for name, value in a["model"].items():
+        assert torch.equal(value, b["model"][name]), name
+    assert len(a["rng"]) == 1 and set(a["rng"][0]) == {"cpu", "cuda"}
+
+
+def test_shape_changes_are_refused_before_anything_loads(runs, tmp_path):
+    data, _, first, _ = runs
+    last = str(first / "checkpoint-last.pth")
+    with pytest.raises(SystemExit, match=r"cannot resume with other shapes: --patch_size 16 \(the run used 32\)"):
+        main_finetune.run(train_args(data, tmp_path, "--epochs", "2", "--batch_size", "2", "--resume", last))
+    with pytest.raises(SystemExit, match=r"--reverb_type mono \(the run used binaural\)"):
+        main_finetune.run(train_args(data, tmp_path, "--epochs", "2", *FAST, "--reverb_type", "mono",
+                                     "--resume", last))
+
+
+def test_run_changes_are_warned_about(runs, tmp_path, caplog):
+    data, _, first, _ = runs
+    args = main_finetune.get_args_parser().parse_args(
+        train_args(data, tmp_path, "--epochs", "3", *FAST, "--blr", "1e-2", "--event_loss_weight", "10",
+                   "--resume", str(first / "checkpoint-last.pth")))
+    args.lr = args.blr * 2 / 256
+    stored = load_checkpoint(args.resume)["args"]
+    with caplog.at_level(logging.WARNING, logger="spatial_ast"):
+        main_finetune.compare_resumed_args(stored, args, args.resume)
+    warned = {record.getMessage().split()[2] for record in caplog.records}
+    assert warned == {"--epochs", "--blr", "--lr", "--event_loss_weight"}
