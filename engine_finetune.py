@@ -178,10 +178,9 @@ def score(predictions):
     mAP, num_classes, class_ap = metrics.mean_average_precision(predictions["scores"], predictions["labels"])
     spatial = predictions["spatial"]
     result = {"mAP": mAP}
-    result.update(metrics.spatial_metrics(
-        predictions["azimuth_prob"].argmax(1), predictions["elevation_prob"].argmax(1),
-        spatial[:, 1], spatial[:, 2],
-        predictions["distance_prob"].argmax(1), spatial[:, 0]))
+    predicted = metrics.predicted_classes(predictions)
+    result.update(metrics.spatial_metrics(predicted["azimuth"], predicted["elevation"], spatial[:, 1], spatial[:, 2],
+                                          predicted["distance"], spatial[:, 0], lateral_pred_deg=predicted["lateral_deg"]))
     result["num_classes_evaluated"] = int(num_classes)
     return result, class_ap
 

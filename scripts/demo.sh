@@ -4,8 +4,9 @@
 #   bash scripts/demo.sh [binaural|mono|ambisonics]
 # Re-running skips what is done: the environment, the dataset, and finished training (an interrupted
 # run continues from its last checkpoint). Environment (defaults): DEMO_DATA (data/embedded),
-# DEMO_OUT (outputs/demo, outputs/demo-mono, outputs/demo-ambisonics), DEMO_EPOCHS (5), NPROC_PER_NODE (GPUs,
-# else CPU cores). The same rooms, positions and recipe for all three; only the input and its fusion start differ.
+# DEMO_OUT (outputs/demo, outputs/demo-mono, outputs/demo-ambisonics), DEMO_EPOCHS (6), NPROC_PER_NODE (GPUs,
+# else CPU cores). The same rooms, positions, clips and recipe for all three; only the input and its fusion
+# start differ.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO"
@@ -21,9 +22,9 @@ case "$REVERB_TYPE" in
 esac
 DATA="${DEMO_DATA:-$REPO/data/embedded}"
 OUT="${DEMO_OUT:-$DEFAULT_OUT}"
-EPOCHS="${DEMO_EPOCHS:-5}"
+EPOCHS="${DEMO_EPOCHS:-6}"
 
-# 1. Data: ~35 s on 2 cores, skipped when DATA already holds it.
+# 1. Data: free field to reverberant rooms, random heads; ~40 s on 2 cores, skipped when DATA already holds it.
 "$PY" -m dataset.synthetic.generate --out "$DATA"
 
 # 2. Processes: one per GPU, else one single-threaded process per CPU core. bf16 only on
@@ -45,16 +46,19 @@ DATA_FLAGS=(--audio_path_root "$DATA/audio" --label_csv "$DATA/class_labels_indi
 #    - binaural: four fused channels that start as level difference, level, IPD sin and cos; the
 #      paper's single channel confounds level and interaural cues when trained from scratch;
 #    - Gaussian soft targets over neighbouring direction and distance bins;
+#    - every source at the paper's -14 dBFS (--audio_normalize), so that the level reaching the ears
+#      is a distance cue: side by side on fixed features it learnt distance, events and the lateral
+#      angle faster (docs/demo.md);
 #    - 8 clips per process: the input BatchNorm normalises each ear with its own batch statistics,
 #      and over fewer clips the batch's mean level difference, i.e. direction, is subtracted away;
 #    - the events weight is upstream's 1250 rescaled from 355 to 14 classes (the BCE is a mean
 #      over classes), so events do not drown the spatial losses; no SpecAugment; lr 1.5e-3;
-#    - 5 epochs: about 10 minutes of training on 2 CPU cores.
+#    - 6 epochs: about 12 minutes of training on 2 CPU cores.
 MODEL_FLAGS=(--model build_AST_tiny --patch_size 32 --amp "$AMP")
 RESUME=()
 [ -f "$OUT/checkpoint-last.pth" ] && RESUME=(--resume "$OUT/checkpoint-last.pth")
 "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" main_finetune.py "${DATA_FLAGS[@]}" \
-    "${MODEL_FLAGS[@]}" "${FUSION[@]}" --direction_label_sigma 8 --distance_label_sigma 0.5 \
+    "${MODEL_FLAGS[@]}" "${FUSION[@]}" --direction_label_sigma 8 --distance_label_sigma 0.5 --audio_normalize \
     --batch_size 8 --epochs "$EPOCHS" --warmup_epochs 0.3 \
     --blr 2.4e-2 --freqm 0 --timem 0 --layer_decay 1.0 --weight_decay 0.05 --drop_path 0 \
     --event_loss_weight 50 --num_workers 1 --dist_eval --dataset embedded --output_dir "$OUT" "${RESUME[@]}"
@@ -62,6 +66,6 @@ RESUME=()
 # 4. Evaluate the final model on the held-out rooms: metrics.json (with chance), report, figures.
 #    Not checkpoint-best.pth: that epoch was chosen by mAP on these same rooms.
 "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" main_finetune.py "${DATA_FLAGS[@]}" \
-    "${MODEL_FLAGS[@]}" "${FUSION[@]}" --batch_size 16 --num_workers 1 --dist_eval --dataset embedded \
+    "${MODEL_FLAGS[@]}" "${FUSION[@]}" --audio_normalize --batch_size 16 --num_workers 1 --dist_eval --dataset embedded \
     --eval --finetune "$OUT/checkpoint-last.pth" --output_dir "$OUT"
 "$PY" -m util.summary "$OUT"

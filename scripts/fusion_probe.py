@@ -1,6 +1,7 @@
 """Does a from-scratch Spatial-AST hear direction? A side-by-side probe of the fusion conv.
 
     python scripts/fusion_probe.py [--data data/embedded] [--epochs 3] [--starts 1:random 1:interaural 4:interaural]
+        [--audio_normalize]
 
 Spatial-AST fuses left/right log-mel and IPD cos/sin into ONE channel with a 3x3 conv
 before the patch embedding. From AudioMAE weights (upstream) the encoder already reads
@@ -16,7 +17,10 @@ FUSED_CHANNELS:INIT:
 - `4:interaural`: four fused channels starting as level difference, level, IPD sin and
   cos (`SpatialAST.init_fusion_interaural`), as the demo trains.
 The loss is the demo's (soft direction/distance targets by default; `--direction_label_sigma 0
---distance_label_sigma 0` gives upstream's one-hot one).
+--distance_label_sigma 0` gives upstream's one-hot one). `--audio_normalize` scales every
+source to the paper's -14 dBFS first, as the demo's training does. Each row also gives the
+lateral-angle error of the direction heads' modes beside that of the posterior-mean
+lateral angle the metrics use, and how many distinct azimuths the modes take.
 """
 import argparse
 import math
@@ -37,9 +41,9 @@ from util import metrics  # noqa: E402
 
 
 
-def load_split(data, split, classes, train):
+def load_split(data, split, classes, train, normalize):
     return SpatialSoundDataset(f"{data}/{split}.json", f"{data}/audio", classes, f"{data}/{split}_reverberation.json",
-                               data, "binaural", train=train)
+                               data, "binaural", train=train, normalize=normalize)
 
 
 @torch.no_grad()
@@ -60,9 +64,15 @@ def held_out_metrics(model, data, batch_size=50):
     outputs = [model.forward_features(data["x"][i:i + batch_size].float()) for i in range(0, len(data["x"]), batch_size)]
     model.train()
     events, distance, azimuth, elevation = (torch.cat(parts) for parts in zip(*outputs))
-    result, _ = score({"scores": torch.sigmoid(events).numpy(), "labels": data["labels"].numpy(),
-                       "distance_prob": distance.numpy(), "azimuth_prob": azimuth.numpy(),
-                       "elevation_prob": elevation.numpy(), "spatial": data["spatial"].numpy()})
+    predictions = {"scores": torch.sigmoid(events).numpy(), "labels": data["labels"].numpy(),
+                   "distance_prob": distance.softmax(-1).numpy(), "azimuth_prob": azimuth.softmax(-1).numpy(),
+                   "elevation_prob": elevation.softmax(-1).numpy(), "spatial": data["spatial"].numpy()}
+    result, _ = score(predictions)
+    spatial = predictions["spatial"]
+    mode = metrics.spatial_metrics(azimuth.argmax(1).numpy(), elevation.argmax(1).numpy(), spatial[:, 1],
+                                   spatial[:, 2], distance.argmax(1).numpy(), spatial[:, 0])
+    result["argmax_lateral_MAE"] = mode["lateral_MAE"]
+    result["argmax_distinct_azimuths"] = len(np.unique(azimuth.argmax(1).numpy()))
     return result
 
 
@@ -98,8 +108,15 @@ def train(start, train_data, eval_data, args):
               f"({time.time() - began:.0f} s)", flush=True)
 
 
+ROW = ("mAP", "ER20", "MAE", "DER", "lateral_MAE", "front_back_accuracy")
+
+
 def format_row(result):
-    return "  ".join(f"{key} {result[key]:6.2f}" for key in ("mAP", "ER20", "MAE", "DER"))
+    row = "  ".join(f"{key} {result[key]:6.2f}" for key in ROW)
+    if "argmax_lateral_MAE" in result:
+        row += (f"  | mode's lateral_MAE {result['argmax_lateral_MAE']:6.2f}, "
+                f"{result['argmax_distinct_azimuths']} distinct azimuths")
+    return row
 
 
 def main():
@@ -114,10 +131,12 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--direction_label_sigma", type=float, default=8.0, help="degrees, as the demo (0: one-hot)")
     p.add_argument("--distance_label_sigma", type=float, default=0.5, help="metres, as the demo (0: one-hot)")
+    p.add_argument("--audio_normalize", action="store_true", help="scale every source to -14 dBFS, as the demo")
     args = p.parse_args()
 
     classes = load_class_table(f"{args.data}/class_labels_indices.csv")
-    train_set, eval_set = load_split(args.data, "train", classes, True), load_split(args.data, "eval", classes, False)
+    train_set = load_split(args.data, "train", classes, True, args.audio_normalize)
+    eval_set = load_split(args.data, "eval", classes, False, args.audio_normalize)
     torch.manual_seed(args.seed)
     feature_model = create_model("build_AST_tiny", num_classes=len(classes)).train()  # BN takes batch statistics
     train_data = front_end_features(feature_model, train_set)
@@ -125,6 +144,7 @@ def main():
     chance = metrics.chance_metrics(train_data["labels"].numpy(), *train_data["spatial"][:, [1, 2, 0]].numpy().T,
                                     eval_data["labels"].numpy(), *eval_data["spatial"][:, [1, 2, 0]].numpy().T)
     print(f"{'chance':>12}         {format_row(chance)}", flush=True)
+    print(f"eval labels: {len(np.unique(eval_data['spatial'][:, 1].numpy()))} distinct azimuths", flush=True)
     for start in args.starts:
         if start.split(":")[-1] not in ("random", "interaural"):
             raise SystemExit(f"error: --starts takes FUSED_CHANNELS:INIT with INIT random or interaural, got {start!r}")

@@ -39,7 +39,7 @@ def _args(accum_iter):
     return argparse.Namespace(accum_iter=accum_iter, lr=1e-3, min_lr=0.0, warmup_epochs=0, epochs=1, amp="none",
                               mask_t_prob=0.0, mask_f_prob=0.0, clip_grad=None, direction_label_sigma=0.0,
                               distance_label_sigma=0.0, event_loss_weight=1250.0, distance_loss_weight=1.0,
-                              direction_loss_weight=2.0)
+                              direction_loss_weight=2.0, log_interval=20)
 
 
 def test_two_accumulated_batches_of_4_give_the_gradient_of_one_batch_of_8():

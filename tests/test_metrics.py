@@ -13,8 +13,12 @@ from util.metrics import (  # noqa: E402
     chance_metrics,
     chance_metrics_from_counts,
     chance_predictions,
+    frontal_degrees,
     great_circle_degrees,
+    lateral_degrees,
+    lateral_metrics,
     mean_average_precision,
+    predicted_classes,
     spatial_metrics,
 )
 
@@ -161,6 +165,110 @@ def test_spatial_metrics_errors():
         spatial_metrics(ok, np.array([-10, 0, 0]), ok, ok, ok, ok)
     with pytest.raises(ValueError, match="distance_true must hold integer"):
         spatial_metrics(ok, ok, ok, ok, ok, np.array([0.5, 1.0, 2.0]))
+
+
+# ---------------------------------------------------------------- lateral angle and front/back
+
+def test_lateral_and_frontal_angles_against_the_angles_to_the_ear_and_nose_axes():
+    # independent route: 90 degrees minus the great-circle angle to the right-ear axis
+    # (azimuth 0) or to the nose (azimuth 90), both on the horizon
+    rng = np.random.default_rng(5)
+    az, el = rng.uniform(0, 360, 500), rng.uniform(-90, 90, 500)
+    np.testing.assert_allclose(lateral_degrees(az, el), 90 - great_circle_degrees(az, el, 0, 0), atol=1e-9)
+    np.testing.assert_allclose(frontal_degrees(az, el), 90 - great_circle_degrees(az, el, 90, 0), atol=1e-9)
+    # worked values: right, front, left, behind-right, and up on the right
+    np.testing.assert_allclose(lateral_degrees([0, 90, 180, 315, 0], [0, 0, 0, 0, 60]), [90, 0, -90, 45, 30],
+                               atol=1e-12)
+
+
+def test_lateral_metrics_worked_example():
+    # clip  predicted (az, el)  true (az, el)  lateral pred/true  error  side pred/true  scored
+    # 0     (45, 0)             (315, 0)       45 / 45            0      front / back    yes: wrong
+    # 1     (90, 0)             (60, 0)        0 / 30             30     front / front   yes: right
+    # 2     (0, 0)              (0, 0)         90 / 90            0      -   / (plane)   no
+    # 3     (180, 0)            (100, 0)       -90 / -10          80     (plane) / front yes: wrong
+    # 4     (270, 30)           (260, 0)       0 / -10            10     back / back     yes: right
+    # lateral MAE = 120 / 5 = 24; front/back 2 right of 4 scored = 50 %
+    az_pred, el_pred = [45, 90, 0, 180, 270], [HORIZON] * 4 + [HORIZON + 30]
+    az_true, el_true = [315, 60, 0, 100, 260], [HORIZON] * 5
+    result = lateral_metrics(az_pred, el_pred, az_true, el_true)
+    assert result["lateral_MAE"] == pytest.approx(24.0)
+    assert result["front_back_accuracy"] == pytest.approx(50.0) and result["front_back_clips"] == 4
+    full = spatial_metrics(az_pred, el_pred, az_true, el_true, [0] * 5, [0] * 5)
+    assert {k: full[k] for k in result} == result
+    # sources 14 degrees off the frontal plane are not scored, 15 degrees are
+    assert lateral_metrics([90], [HORIZON], [14], [HORIZON])["front_back_clips"] == 0
+    assert np.isnan(lateral_metrics([90], [HORIZON], [14], [HORIZON])["front_back_accuracy"])
+    assert lateral_metrics([90], [HORIZON], [15], [HORIZON])["front_back_accuracy"] == 100.0
+
+
+def test_chance_lateral_angle_and_side():
+    # training: lateral angles 90, 60, 30, 0 (right to front) and one behind: median 30,
+    # three sources in front against one behind (azimuth 0 lies in the frontal plane)
+    train_az, train_el = [0, 30, 60, 90, 240], [HORIZON] * 5
+    constant = chance_predictions(np.zeros((5, 1)), train_az, train_el, [0] * 5)
+    assert constant["lateral_deg"] == pytest.approx(30.0) and constant["front"] is True
+    # eval: laterals 90, -90, 0 (behind) -> errors 60, 120, 30; sides back, back scored (az 180
+    # is in the plane) -> "front" is right for none of them
+    metrics = chance_metrics(np.zeros((5, 1)), train_az, train_el, [0] * 5,
+                             np.ones((3, 1)), [0, 180, 270], [HORIZON] * 3, [0] * 3)
+    assert metrics["lateral_MAE"] == pytest.approx(70.0)
+    assert metrics["front_back_accuracy"] == 0.0
+
+
+# ---------------------------------------------------------------- decoding the heads
+
+def _posteriors(azimuth, elevation, distance):
+    return {"azimuth_prob": np.atleast_2d(azimuth), "elevation_prob": np.atleast_2d(elevation),
+            "distance_prob": np.atleast_2d(distance)}
+
+
+def test_decoding_takes_each_heads_mode_and_the_mean_lateral_angle():
+    az = np.tile(np.arange(360), 3)
+    el = np.repeat([HORIZON, HORIZON - 30, HORIZON + 50], 360)
+    dist = np.arange(len(az)) % 21
+    decoded = predicted_classes(_posteriors(np.eye(360)[az], np.eye(180)[el], np.eye(21)[dist]))
+    np.testing.assert_array_equal(decoded["azimuth"], az)
+    np.testing.assert_array_equal(decoded["elevation"], el)
+    np.testing.assert_array_equal(decoded["distance"], dist)
+    np.testing.assert_allclose(decoded["lateral_deg"], lateral_degrees(az, el - 90.0), atol=1e-9)
+    # 30 and 60 degrees right of front (lateral 60 and 30), 0.7 and 0.3: the mode is 30 degrees
+    # right of front, the lateral estimate 0.7 * 60 + 0.3 * 30 = 51 degrees
+    azimuth = np.zeros(360)
+    azimuth[[30, 60]] = [0.7, 0.3]
+    decoded = predicted_classes(_posteriors(azimuth, np.eye(180)[HORIZON], np.eye(21)[4]))
+    assert decoded["azimuth"][0] == 30 and decoded["lateral_deg"][0] == pytest.approx(51.0)
+
+
+def test_lateral_estimate_is_scored_when_given():
+    # true: 60 degrees right of front (lateral 30); direction predicted at the right ear
+    # (lateral 90) but lateral estimate 40
+    result = lateral_metrics([0], [HORIZON], [60], [HORIZON], lateral_pred_deg=[40.0])
+    assert result["lateral_MAE"] == pytest.approx(10.0)
+    assert lateral_metrics([0], [HORIZON], [60], [HORIZON])["lateral_MAE"] == pytest.approx(60.0)
+    with pytest.raises(ValueError, match="lateral_pred_deg"):
+        lateral_metrics([0, 0], [HORIZON] * 2, [60, 60], [HORIZON] * 2, lateral_pred_deg=[40.0])
+
+
+def test_lateral_estimate_follows_weak_evidence_where_the_mode_follows_a_lumpy_prior():
+    # An under-trained head: a prior with five sharp peaks times weak evidence (a broad bump
+    # around the true lateral angle, on both sides of the frontal plane). Its mode piles onto
+    # the prior's peaks; the posterior-mean lateral angle follows the source.
+    grid, peaks = np.arange(360), np.array([0, 160, 210, 255, 330])
+    prior = np.ones(360)
+    for peak in peaks:
+        prior += 4 * np.exp(-0.5 * (((grid - peak + 180) % 360 - 180) / 4.0) ** 2)
+    true = np.arange(0, 360, 3)
+    lateral = lateral_degrees(grid, 0.0)
+    evidence = np.exp(-0.5 * ((lateral[None, :] - lateral_degrees(true, 0.0)[:, None]) / 25.0) ** 2)
+    posterior = prior * evidence
+    posterior /= posterior.sum(axis=1, keepdims=True)
+    horizon = np.eye(180)[np.full(len(true), HORIZON)]
+    decoded = predicted_classes(_posteriors(posterior, horizon, np.eye(21)[np.zeros(len(true), int)]))
+    assert np.all(np.abs((decoded["azimuth"][:, None] - peaks[None, :] + 180) % 360 - 180).min(axis=1) <= 3)
+    true_lateral = lateral_degrees(true, 0.0)
+    mode_error = np.abs(lateral_degrees(decoded["azimuth"], 0.0) - true_lateral).mean()
+    assert np.abs(decoded["lateral_deg"] - true_lateral).mean() < 0.5 * mode_error
 
 
 # ---------------------------------------------------------------- chance level

@@ -12,10 +12,10 @@ import engine_finetune
 from dataset.metadata import ClassTable, RoomImpulse, load_class_table
 from dataset.spatial_dataset import SpatialSoundDataset
 from models.spatial_ast import build_AST_tiny
-from util.metrics import great_circle_degrees, mean_average_precision
+from util.metrics import great_circle_degrees, mean_average_precision, predicted_classes
 from util.report import write_eval_report
 
-FIGURES = ["azimuth_scatter.png", "direction_error_hist.png", "direction_error_by_distance.png",
+FIGURES = ["azimuth_scatter.png", "lateral_scatter.png", "direction_error_hist.png", "direction_error_by_distance.png",
            "class_ap_best_worst.png"]
 
 
@@ -58,7 +58,8 @@ def test_report_files_and_tables(evaluation, tmp_path):
     assert sorted(os.path.basename(p) for p in paths) == sorted(expected)
     assert all(os.path.getsize(p) > 0 for p in paths)
     assert not os.path.exists(tmp_path / "metrics.json")
-    assert writer.scalars == {f"eval/{k}": (pytest.approx(result[k]), 7) for k in ("mAP", "ER20", "MAE", "DER")}
+    assert writer.scalars == {f"eval/{k}": (pytest.approx(result[k]), 7)
+                              for k in ("mAP", "ER20", "MAE", "DER", "lateral_MAE", "front_back_accuracy")}
 
     rows = read_csv(tmp_path / "class_ap.csv")
     assert [int(r["index"]) for r in rows] == list(range(len(dataset.classes)))
@@ -78,13 +79,20 @@ def check_prediction_rows(rows, predictions, dataset):
     assert [r["rir_fname"] for r in rows] == [dataset.rirs[j].fname for j in predictions["rir_index"]]
     column = {name: np.array([float(r[name]) for r in rows]) for name in rows[0]
               if name.endswith(("_deg", "_m"))}
-    np.testing.assert_allclose(column["pred_azimuth_deg"], predictions["azimuth_prob"].argmax(1))
+    decoded = predicted_classes(predictions)
+    np.testing.assert_allclose(column["pred_azimuth_deg"], decoded["azimuth"])
+    np.testing.assert_allclose(column["pred_elevation_deg"], decoded["elevation"] - 90.0)
     np.testing.assert_allclose(column["true_azimuth_deg"], predictions["spatial"][:, 1])
     np.testing.assert_allclose(column["true_elevation_deg"], predictions["spatial"][:, 2] - 90.0)
-    np.testing.assert_allclose(column["pred_distance_m"], predictions["distance_prob"].argmax(1) * 0.5)
+    np.testing.assert_allclose(column["pred_distance_m"], decoded["distance"] * 0.5)
     angular = great_circle_degrees(column["pred_azimuth_deg"], column["pred_elevation_deg"],
                                    column["true_azimuth_deg"], column["true_elevation_deg"])
     np.testing.assert_allclose(column["angular_error_deg"], angular, atol=1e-4)
+    # lateral angle: 90 degrees minus the angle to the right-ear axis (azimuth 0 on the horizon);
+    # the predicted one is the model's own estimate
+    lateral = 90 - great_circle_degrees(column["true_azimuth_deg"], column["true_elevation_deg"], 0, 0)
+    np.testing.assert_allclose(column["true_lateral_deg"], lateral, atol=1e-4)
+    np.testing.assert_allclose(column["pred_lateral_deg"], decoded["lateral_deg"], atol=1e-4)
     distance_error = np.abs(column["pred_distance_m"] - column["true_distance_m"])
     np.testing.assert_allclose(column["distance_error_m"], distance_error)
     for row, scores in zip(rows, predictions["scores"]):
@@ -120,7 +128,7 @@ def test_report_with_absent_classes_and_many_classes(tmp_path):
     predictions, dataset = synthetic_evaluation()
     result, class_ap = engine_finetune.score(predictions)
     paths = write_eval_report(str(tmp_path), result, class_ap, predictions, dataset)
-    assert len(paths) == 6
+    assert len(paths) == 7
     rows = read_csv(tmp_path / "class_ap.csv")
     assert [r["ap"] for r in rows[:3]] == ["", "", ""] and all(r["ap"] for r in rows[3:])
     assert [int(r["positives"]) for r in rows] == predictions["labels"].sum(0).astype(int).tolist()

@@ -5,12 +5,15 @@ from util import summary
 
 
 def write_run(folder, with_log=True):
-    metrics = {"mAP": 25.0, "ER20": 80.0, "MAE": 46.0, "DER": 52.5, "num_clips": 400, "reverb_type": "binaural",
-               "chance": {"mAP": 12.5, "ER20": 99.0, "MAE": 92.0, "DER": 75.0}}
+    metrics = {"mAP": 25.0, "ER20": 80.0, "MAE": 46.0, "DER": 52.5, "lateral_MAE": 12.0, "front_back_accuracy": 75.0,
+               "num_clips": 400, "reverb_type": "binaural",
+               "chance": {"mAP": 12.5, "ER20": 99.0, "MAE": 92.0, "DER": 75.0, "lateral_MAE": 40.0,
+                          "front_back_accuracy": 50.0}}
     (folder / "metrics.json").write_text(json.dumps(metrics))
     if with_log:
         records = [{"epoch": e, "train_loss": 40.0 - e, "test_mAP": 15.0 + e, "test_ER20": 90.0 - e,
-                    "test_MAE": 70.0 - e, "test_DER": 74.0} for e in range(3)]
+                    "test_MAE": 70.0 - e, "test_DER": 74.0, "test_lateral_MAE": 30.0 - e,
+                    "test_front_back_accuracy": 50.0 + e} for e in range(3)]
         (folder / "log.txt").write_text("\n".join(json.dumps(r) for r in records) + "\n")
 
 
@@ -21,6 +24,8 @@ def test_table_gives_each_metric_as_a_factor_of_chance(tmp_path, capsys):
     assert rows["mAP"][2:5] == ["25.00", "12.50", "2.00"]  # 25 / 12.5
     assert rows["MAE"][2:5] == ["46.00", "92.00", "0.50"]
     assert rows["DER"][2:5] == ["52.50", "75.00", "0.70"]
+    assert rows["lateral_MAE"][2:5] == ["12.00", "40.00", "0.30"]
+    assert rows["front_back_accuracy"][2:5] == ["75.00", "50.00", "1.50"]
     assert (tmp_path / "training_curves.png").stat().st_size > 0
 
 
@@ -37,6 +42,16 @@ def test_curves_mark_chance_on_each_metric_panel(tmp_path, monkeypatch):
         model_line, chance_line = ax.get_lines()
         assert list(model_line.get_ydata()) == [r[f"test_{name}"] for r in records]
         assert set(chance_line.get_ydata()) == {chance[name]}, name
+
+
+def test_an_older_metrics_file_without_the_lateral_angle_still_prints(tmp_path, capsys):
+    write_run(tmp_path, with_log=False)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    del metrics["lateral_MAE"], metrics["front_back_accuracy"]
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    assert summary.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "MAE (deg)" in out and "lateral_MAE" not in out
 
 
 def test_a_run_without_metrics_is_one_clear_error(tmp_path, capsys):

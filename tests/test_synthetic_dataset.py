@@ -78,12 +78,14 @@ def test_reverberation_lists_and_rirs(tiny):
         data = _load(tiny / f"{split}_reverberation.json")["data"]
         assert len(data) == n_rooms * 6
         for entry in data:
-            assert set(entry) == {"fname", "sensor_position", "source_position", "room", "rt60", "room_size"}
+            assert set(entry) == {"fname", "sensor_position", "source_position", "room", "condition", "rt60",
+                                  "room_size", "head_radius"}
             assert entry["fname"].startswith(entry["room"] + "/") and entry["fname"].endswith(".npy")
             size = parse_position(entry["room_size"])
             sensor, source = parse_position(entry["sensor_position"]), parse_position(entry["source_position"])
             assert np.all(sensor > 0) and np.all(sensor < size) and np.all(source > 0) and np.all(source < size)
-            assert 0.2 <= entry["rt60"] <= 1.0
+            assert entry["condition"] in rooms.KINDS and 0.0 <= entry["rt60"] <= 1.0
+            assert (entry["rt60"] == 0.0) == (entry["condition"] != "room")
             binaural = np.load(tiny / "binaural" / entry["fname"])
             mono = np.load(tiny / "mono" / entry["fname"])
             assert binaural.dtype == mono.dtype == np.float32
@@ -103,6 +105,29 @@ def test_meta_records_settings(tiny):
     meta = _load(tiny / "meta.json")
     assert meta["complete"] is True
     assert meta["settings"]["seed"] == 0 and meta["settings"]["n_train"] == 8 and meta["settings"]["n_eval"] == 4
+
+
+def test_each_split_spans_free_field_to_reverberant_rooms():
+    def conditions(split, count):
+        return [generate.room_of(0, split, r) for r in range(count)]
+    evaluation, train = conditions("eval", 5), conditions("train", 20)
+    assert evaluation[0].kind == "anechoic"  # the demo's 5 held-out rooms: one anechoic...
+    rt60 = sorted(room.rt60 for room in evaluation[1:])
+    assert rt60[0] < 0.4 and rt60[-1] > 0.7  # ...and four rooms from dry to reverberant
+    kinds = [room.kind for room in train]
+    assert kinds.count("anechoic") >= 1 and kinds.count("outdoor") >= 1
+    assert min(room.rt60 for room in train if not room.free_field) < 0.2
+    assert max(room.rt60 for room in train) > 0.9
+
+
+def test_source_azimuths_cover_the_circle_evenly():
+    # 20 rooms x 40 positions, as the demo: 800 independent uniform draws leave 10-degree bins
+    # holding from 13 to 32 sources (seed 0); the per-room golden-ratio sequences hold 19-26
+    azimuths = np.degrees([generate.source_azimuth(0, "train", r, p) for r in range(20) for p in range(40)])
+    counts = np.histogram(azimuths, bins=36, range=(0, 360))[0]
+    assert counts.min() >= 18 and counts.max() <= 27, counts
+    one_room = np.sort(azimuths[:40])
+    assert np.diff(np.append(one_room, one_room[0] + 360)).max() < 2.5 * 360 / 40
 
 
 # ---------------------------------------------------------------- targets agree with the rendering

@@ -18,6 +18,9 @@ from dataset.spatial import (
 # Class directions lie on a whole-degree grid, so an error of exactly the threshold
 # must not be pushed over it by trigonometric round-off (~1e-13 degrees).
 _ANGLE_TOLERANCE_DEG = 1e-9
+# Front and back meet in the frontal plane (through both ears and the vertical); front/back
+# accuracy is scored on sources at least this far in front of or behind it.
+FRONT_BACK_MARGIN_DEG = 15.0
 
 
 # ---------------------------------------------------------------- sound events
@@ -92,6 +95,58 @@ def great_circle_degrees(az1, el1, az2, el2):
     return np.degrees(np.arctan2(across, along))
 
 
+def lateral_degrees(azimuth_deg, elevation_deg):
+    """Lateral angle in degrees, -90 (left) .. +90 (right): the angle off the median plane.
+
+    It is what interaural time and level differences give: the same for a source and its
+    mirror image behind the ears (the cone of confusion). In the frame of `dataset.spatial`
+    (azimuth 0 = right), sin(lateral) = cos(elevation) cos(azimuth).
+    """
+    elevation = np.radians(elevation_deg)
+    return np.degrees(np.arcsin(np.clip(np.cos(elevation) * np.cos(np.radians(azimuth_deg)), -1.0, 1.0)))
+
+
+def frontal_degrees(azimuth_deg, elevation_deg):
+    """Angle in degrees off the frontal plane, +90 (straight ahead) .. -90 (straight behind)."""
+    elevation = np.radians(elevation_deg)
+    return np.degrees(np.arcsin(np.clip(np.cos(elevation) * np.sin(np.radians(azimuth_deg)), -1.0, 1.0)))
+
+
+def _side(frontal_deg):
+    """+1 in front, -1 behind, 0 within round-off of the frontal plane (sin 180 is not 0 in floats)."""
+    return np.where(np.abs(frontal_deg) < _ANGLE_TOLERANCE_DEG, 0, np.sign(frontal_deg))
+
+
+def lateral_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true, lateral_pred_deg=None):
+    """The direction error split into what two ears hear apart and what they confuse.
+
+    Class indices as in `spatial_metrics`; `lateral_pred_deg` [N], if given, is the model's own
+    lateral-angle estimate, else the predicted direction's lateral angle is scored. Returns
+    "lateral_MAE" (mean absolute error of the lateral angle, degrees), "front_back_accuracy" (percent of the sources at least
+    FRONT_BACK_MARGIN_DEG in front of or behind the frontal plane whose side is predicted
+    right; a prediction within the plane counts as wrong; NaN if there is no such source) and
+    "front_back_clips" (how many sources that is).
+    """
+    c = _class_arrays(azimuth_pred=(azimuth_pred, NUM_AZIMUTH_CLASSES),
+                      elevation_pred=(elevation_pred, NUM_ELEVATION_CLASSES),
+                      azimuth_true=(azimuth_true, NUM_AZIMUTH_CLASSES),
+                      elevation_true=(elevation_true, NUM_ELEVATION_CLASSES))
+    pred = class_to_degrees(c["azimuth_pred"], c["elevation_pred"])
+    true = class_to_degrees(c["azimuth_true"], c["elevation_true"])
+    if lateral_pred_deg is None:
+        lateral_pred_deg = lateral_degrees(*pred)
+    elif np.shape(lateral_pred_deg) != (len(c["azimuth_pred"]),):
+        raise ValueError(f"lateral_pred_deg must be [{len(c['azimuth_pred'])}] degrees, "
+                         f"got shape {np.shape(lateral_pred_deg)}")
+    lateral_error = np.abs(np.asarray(lateral_pred_deg, dtype=np.float64) - lateral_degrees(*true))
+    true_side = frontal_degrees(*true)
+    scored = np.abs(true_side) >= FRONT_BACK_MARGIN_DEG - _ANGLE_TOLERANCE_DEG
+    right_side = _side(frontal_degrees(*pred)[scored]) == _side(true_side[scored])
+    return {"lateral_MAE": float(lateral_error.mean()),
+            "front_back_accuracy": float(100.0 * right_side.mean()) if scored.any() else float("nan"),
+            "front_back_clips": int(scored.sum())}
+
+
 def _class_arrays(**named):
     """Validate named (values, num_classes) pairs as equal-length 1-D class-index arrays."""
     out = {}
@@ -116,15 +171,16 @@ def _class_arrays(**named):
 
 
 def spatial_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true,
-                    distance_pred, distance_true, threshold_deg=20.0, per_clip=False):
+                    distance_pred, distance_true, threshold_deg=20.0, per_clip=False, lateral_pred_deg=None):
     """Direction and distance errors from class indices (int arrays [N]).
 
     Returns a dict: "ER20" (key named after threshold_deg) = percent of clips whose
     great-circle error is strictly above threshold_deg; "MAE" = mean great-circle
     error in degrees; "DER" = percent of clips whose distance class is off by more
     than one bin (> 0.5 m, upstream's definition); "distance_error_m" = mean
-    absolute distance error in metres; "num_clips". With per_clip=True returns
-    (dict, angular errors in degrees [N], distance errors in metres [N]).
+    absolute distance error in metres; "num_clips"; and `lateral_metrics`' keys (of
+    `lateral_pred_deg` if given, else of the predicted direction). With
+    per_clip=True returns (dict, angular errors in degrees [N], distance errors in metres [N]).
     """
     c = _class_arrays(
         azimuth_pred=(azimuth_pred, NUM_AZIMUTH_CLASSES), elevation_pred=(elevation_pred, NUM_ELEVATION_CLASSES),
@@ -139,10 +195,37 @@ def spatial_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true,
         "DER": float(100.0 * np.mean(bins_off > 1)),
         "distance_error_m": float(bins_off.mean() * DISTANCE_BIN_M),
         "num_clips": int(len(angles)),
+        **lateral_metrics(c["azimuth_pred"], c["elevation_pred"], c["azimuth_true"], c["elevation_true"],
+                          lateral_pred_deg),
     }
     if per_clip:
         return metrics, angles, bins_off * DISTANCE_BIN_M
     return metrics
+
+
+# ---------------------------------------------------------------- decoding
+
+_AZIMUTH_GRID_DEG = np.arange(NUM_AZIMUTH_CLASSES, dtype=np.float64)
+_ELEVATION_GRID_DEG = np.arange(NUM_ELEVATION_CLASSES, dtype=np.float64) - 90.0
+_LATERAL_TABLE_DEG = lateral_degrees(_AZIMUTH_GRID_DEG[:, None], _ELEVATION_GRID_DEG[None, :])  # [360, 180]
+
+
+def predicted_classes(predictions):
+    """Answers from the heads' posteriors ("azimuth_prob" [N, 360], "elevation_prob" [N, 180],
+    "distance_prob" [N, 21]): {"azimuth", "elevation", "distance"} classes [N] and "lateral_deg" [N].
+
+    Direction and distance are each head's most probable class, upstream's rule; measured on
+    the demo's posteriors it beats the posterior median (distance) and a mean-lateral-angle
+    direction on DER, MAE and ER20 (docs/demo.md). The lateral angle is the posterior mean:
+    a front/back-ambiguous posterior puts its mode on either mirror image and an under-trained
+    one on the few peaks of its prior wherever the source is (the demo's "azimuth collapse"),
+    while the mean follows the interaural evidence (docs/demo.md: 25 against 31 degrees).
+    """
+    azimuth_p = np.asarray(predictions["azimuth_prob"], dtype=np.float64)
+    elevation_p = np.asarray(predictions["elevation_prob"], dtype=np.float64)
+    return {"azimuth": azimuth_p.argmax(axis=1), "elevation": elevation_p.argmax(axis=1),
+            "distance": np.asarray(predictions["distance_prob"]).argmax(axis=1),
+            "lateral_deg": np.einsum("na,ae,ne->n", azimuth_p, _LATERAL_TABLE_DEG, elevation_p)}
 
 
 # ---------------------------------------------------------------- chance level
@@ -180,7 +263,9 @@ def chance_predictions(train_labels, train_azimuth, train_elevation, train_dista
     Returns a dict: "event_scores" = per-class training frequency [C] (0..1);
     "azimuth", "elevation" = the class pair minimising the mean great-circle error
     over the training directions; "distance" = the (lower) median training
-    distance class, which minimises the mean absolute bin error.
+    distance class, which minimises the mean absolute bin error; "lateral_deg" = the
+    (lower) median training lateral angle, the best constant guess of it; "front" =
+    whether more training sources lie in front of the frontal plane than behind it.
     """
     labels = np.asarray(train_labels)
     spatial = _constant_spatial_prediction(train_azimuth, train_elevation, train_distance)
@@ -195,7 +280,11 @@ def _constant_spatial_prediction(train_azimuth, train_elevation, train_distance)
                       train_distance=(train_distance, NUM_DISTANCE_CLASSES))
     azimuth, elevation = _best_constant_direction(c["train_azimuth"], c["train_elevation"])
     distance = np.sort(c["train_distance"])[(len(c["train_distance"]) - 1) // 2]
-    return {"azimuth": azimuth, "elevation": elevation, "distance": int(distance)}
+    directions = class_to_degrees(c["train_azimuth"], c["train_elevation"])
+    lateral = np.sort(lateral_degrees(*directions))[(len(c["train_azimuth"]) - 1) // 2]
+    side = _side(frontal_degrees(*directions))
+    return {"azimuth": azimuth, "elevation": elevation, "distance": int(distance), "lateral_deg": float(lateral),
+            "front": bool(np.sum(side > 0) >= np.sum(side < 0))}
 
 
 def chance_metrics(train_labels, train_azimuth, train_elevation, train_distance,
@@ -204,7 +293,9 @@ def chance_metrics(train_labels, train_azimuth, train_elevation, train_distance,
 
     Returns the model metrics' keys: "mAP" (percent; each class's AP equals its eval
     prevalence since all clips tie), "ER20", "MAE" (degrees), "DER" (percent),
-    "distance_error_m" (metres), "num_clips".
+    "distance_error_m" (metres), "num_clips", and for the lateral angle and the side
+    their own best constants: "lateral_MAE" of the median training lateral angle and
+    "front_back_accuracy" of always answering the more common training side.
     """
     constant = chance_predictions(train_labels, train_azimuth, train_elevation, train_distance)
     eval_labels = np.asarray(eval_labels)
@@ -239,6 +330,14 @@ def _constant_spatial_metrics(constant, eval_azimuth, eval_elevation, eval_dista
                       eval_elevation=(eval_elevation, NUM_ELEVATION_CLASSES),
                       eval_distance=(eval_distance, NUM_DISTANCE_CLASSES))
     n = len(c["eval_azimuth"])
-    return spatial_metrics(np.full(n, constant["azimuth"]), np.full(n, constant["elevation"]),
-                           c["eval_azimuth"], c["eval_elevation"],
-                           np.full(n, constant["distance"]), c["eval_distance"])
+    spatial = spatial_metrics(np.full(n, constant["azimuth"]), np.full(n, constant["elevation"]),
+                              c["eval_azimuth"], c["eval_elevation"],
+                              np.full(n, constant["distance"]), c["eval_distance"])
+    # the lateral angle and the side have their own best constants
+    true = class_to_degrees(c["eval_azimuth"], c["eval_elevation"])
+    spatial["lateral_MAE"] = float(np.abs(lateral_degrees(*true) - constant["lateral_deg"]).mean())
+    side = frontal_degrees(*true)
+    scored = np.abs(side) >= FRONT_BACK_MARGIN_DEG - _ANGLE_TOLERANCE_DEG
+    spatial["front_back_accuracy"] = (float(100.0 * np.mean((side[scored] > 0) == constant["front"]))
+                                      if scored.any() else float("nan"))
+    return spatial

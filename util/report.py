@@ -10,12 +10,12 @@ import os
 import numpy as np
 
 from dataset.spatial import DISTANCE_BIN_M, class_to_degrees
-from util.metrics import spatial_metrics
+from util.metrics import lateral_degrees, predicted_classes, spatial_metrics
 
 log = logging.getLogger(__name__)
 
 DIRECTION_THRESHOLD_DEG = 20.0
-SCALARS = ("mAP", "ER20", "MAE", "DER")
+SCALARS = ("mAP", "ER20", "MAE", "DER", "lateral_MAE", "front_back_accuracy")
 TOP_CLASSES = 3
 RANKED_CLASSES = 10  # best and worst classes drawn
 
@@ -45,20 +45,22 @@ def write_eval_report(output_dir, result, class_ap, predictions, dataset, log_wr
 
 
 def per_clip_spatial(predictions):
-    """Predicted and true directions (degrees) and distances (metres), and the errors, per clip."""
-    pred = {"azimuth": predictions["azimuth_prob"].argmax(1), "elevation": predictions["elevation_prob"].argmax(1),
-            "distance": predictions["distance_prob"].argmax(1)}
+    """Predicted and true directions and lateral angles (degrees) and distances (metres), and the
+    errors, per clip."""
+    pred = predicted_classes(predictions)
     true = {"distance": predictions["spatial"][:, 0], "azimuth": predictions["spatial"][:, 1],
             "elevation": predictions["spatial"][:, 2]}
     _, angular_error, distance_error = spatial_metrics(
         pred["azimuth"], pred["elevation"], true["azimuth"], true["elevation"], pred["distance"], true["distance"],
         threshold_deg=DIRECTION_THRESHOLD_DEG, per_clip=True)
-    out = {"angular_error_deg": angular_error, "distance_error_m": distance_error}
+    out = {"angular_error_deg": angular_error, "distance_error_m": distance_error,
+           "pred_lateral_deg": pred["lateral_deg"]}  # the model's lateral estimate (util.metrics.predicted_classes)
     for name, classes in (("true", true), ("pred", pred)):
         azimuth, elevation = class_to_degrees(classes["azimuth"], classes["elevation"])
         out[f"{name}_azimuth_deg"] = azimuth
         out[f"{name}_elevation_deg"] = elevation
         out[f"{name}_distance_m"] = np.asarray(classes["distance"], dtype=np.float64) * DISTANCE_BIN_M
+    out["true_lateral_deg"] = lateral_degrees(out["true_azimuth_deg"], out["true_elevation_deg"])
     return out
 
 
@@ -86,17 +88,18 @@ def write_predictions(path, predictions, spatial, dataset):
     rir_names = [dataset.rirs[j].fname for j in predictions["rir_index"]]
     mids = dataset.classes.mids
     true_labels = [";".join(mids[j] for j in np.flatnonzero(row > 0.5)) for row in predictions["labels"]]
-    columns = ["true_azimuth_deg", "pred_azimuth_deg", "true_elevation_deg", "pred_elevation_deg",
-               "true_distance_m", "pred_distance_m", "angular_error_deg", "distance_error_m"]
-    # Class grids make every column exact with %g except the angular error, written to 1e-4 degrees.
-    numbers = np.stack([spatial[c] for c in columns], axis=1)
+    exact = ["true_azimuth_deg", "pred_azimuth_deg", "true_elevation_deg", "pred_elevation_deg",
+             "true_distance_m", "pred_distance_m"]
+    rounded = ["true_lateral_deg", "pred_lateral_deg", "angular_error_deg"]
+    # Class grids make the class columns exact with %g; the angles computed from them are written to 1e-4 degrees.
     top = top_classes_column(predictions["scores"], mids)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["clip_id", "rir_fname", *columns, "top3", "labels"])
-        for i, row in enumerate(numbers):
-            writer.writerow([clip_ids[i], rir_names[i], *(f"{v:g}" for v in row[:-2]), f"{row[-2]:.4f}",
-                             f"{row[-1]:g}", top[i], true_labels[i]])
+        writer.writerow(["clip_id", "rir_fname", *exact, *rounded, "distance_error_m", "top3", "labels"])
+        for i in range(len(clip_ids)):
+            writer.writerow([clip_ids[i], rir_names[i], *(f"{spatial[c][i]:g}" for c in exact),
+                             *(f"{spatial[c][i]:.4f}" for c in rounded), f"{spatial['distance_error_m'][i]:g}",
+                             top[i], true_labels[i]])
     return path
 
 
@@ -120,6 +123,7 @@ def save_figure(fig, path, dpi=100):
 def write_figures(output_dir, spatial, class_ap, classes):
     return [
         plot_azimuth_scatter(os.path.join(output_dir, "azimuth_scatter.png"), spatial),
+        plot_lateral_scatter(os.path.join(output_dir, "lateral_scatter.png"), spatial),
         plot_error_histogram(os.path.join(output_dir, "direction_error_hist.png"), spatial),
         plot_error_by_distance(os.path.join(output_dir, "direction_error_by_distance.png"), spatial),
         plot_class_ap(os.path.join(output_dir, "class_ap_best_worst.png"), class_ap, classes),
@@ -135,6 +139,20 @@ def plot_azimuth_scatter(path, spatial):
     ticks = [0, 90, 180, 270, 360]
     ax.set(xlim=(0, 360), ylim=(0, 360), xticks=ticks, yticks=ticks, xlabel="true azimuth (deg, 0 = right, 90 = front)",
            ylabel="predicted azimuth (deg)", title=f"azimuth, {len(spatial['true_azimuth_deg'])} clips")
+    return save_figure(fig, path)
+
+
+def plot_lateral_scatter(path, spatial):
+    """Predicted against true lateral angle: what the interaural cues give, blind to front/back."""
+    true, pred = spatial["true_lateral_deg"], spatial["pred_lateral_deg"]
+    fig = new_figure((6, 6))
+    ax = fig.add_subplot()
+    ax.scatter(true, pred, s=4, alpha=0.4, linewidths=0, rasterized=True)
+    ax.plot([-90, 90], [-90, 90], color="grey", linewidth=0.8)
+    ticks = [-90, -45, 0, 45, 90]
+    ax.set(xlim=(-92, 92), ylim=(-92, 92), xticks=ticks, yticks=ticks,
+           xlabel="true lateral angle (deg, -90 = left, +90 = right)", ylabel="predicted lateral angle (deg)",
+           title=f"lateral angle, {len(true)} clips, MAE {np.abs(pred - true).mean():.1f} deg")
     return save_figure(fig, path)
 
 

@@ -1,4 +1,9 @@
-"""Shoebox rooms: image-source early reflections plus a statistical late tail.
+"""Shoebox rooms (image-source early reflections plus a statistical late tail) and free field.
+
+Conditions span what recordings meet (`sample_room`): a share FREE_FIELD_SHARE of the
+"rooms" are free field, half anechoic (the direct sound alone) and half outdoor (the direct
+sound and a ground reflection); the rest are shoeboxes with a mid-frequency RT60 from 0.1 s
+(dry) to 1.0 s (reverberant). Sources lie 0.3 m to 10 m from the listener.
 
 Room coordinates: x in [0, width], y in [0, height] (floor at 0), z in [0, depth]; the
 listener faces -z, so positions are directly in the upstream frame of dataset/spatial.py.
@@ -35,21 +40,33 @@ EARLY_ORDER = 3
 MAX_RIR_SECONDS = 2.0
 ROOM_SIDE_M = (3.0, 12.0)
 ROOM_HEIGHT_M = (2.5, 4.0)
-RT60_S = (0.2, 1.0)
+RT60_S = (0.1, 1.0)  # shoebox rooms; free-field conditions have RT60 0
+FREE_FIELD_SHARE = 0.2  # of the conditions: half anechoic, half outdoor
+FREE_FIELD_SIZE_M = (24.0, 12.0, 24.0)  # a notional space for positions; nothing reflects off it
+GROUND_ABSORPTION = np.array([0.1, 0.15, 0.25, 0.35, 0.45, 0.55, 0.6])  # grass-like, per band
 EAR_HEIGHT_M = (1.2, 1.7)
 LISTENER_WALL_GAP_M = 1.0
 SOURCE_WALL_GAP_M = 0.3
-DISTANCE_M = (0.5, 10.0)
+DISTANCE_M = (0.3, 10.0)
 DIFFUSE_EAR_SPACING_M = 2.2 * head.HEAD_RADIUS  # effective spacing of the ears on a sphere
 _ENERGY_BIN = 64  # samples (2 ms) for comparing early and expected energy
 _SABINE_CONSTANT = 24 * np.log(10) / SPEED_OF_SOUND  # 0.161 s/m
 _LN_1E6 = 6 * np.log(10)  # energy decays by exp(-_LN_1E6 t / RT60): 60 dB in RT60
 
 
+KINDS = ("anechoic", "outdoor", "room")
+_GOLDEN = (np.sqrt(5) - 1) / 2  # the golden-ratio sequence frac(start + i * _GOLDEN) spreads any prefix evenly
+
+
 @dataclass(frozen=True)
 class Room:
     size: np.ndarray  # (width x, height y, depth z) in metres
-    rt60_bands: np.ndarray  # seconds, one per BAND_CENTRES_HZ
+    rt60_bands: np.ndarray  # seconds, one per BAND_CENTRES_HZ (zeros in free field)
+    kind: str = "room"  # one of KINDS
+
+    @property
+    def free_field(self):
+        return self.kind != "room"
 
     @property
     def volume(self):
@@ -62,7 +79,7 @@ class Room:
 
     @property
     def rt60(self):
-        """The room's nominal (mid-frequency: 500 Hz and 1 kHz) reverberation time."""
+        """The room's nominal (mid-frequency: 500 Hz and 1 kHz) reverberation time (0 in free field)."""
         return float(np.mean(self.rt60_bands[2:4]))
 
     @property
@@ -86,12 +103,27 @@ def eyring_rt60(size, absorption):
     return _SABINE_CONSTANT * volume / (-surface * np.log(1 - np.asarray(absorption, dtype=np.float64)))
 
 
-def sample_room(rng):
-    """A random shoebox with a nominal RT60 in RT60_S and a plausible spectral tilt
-    (longer at low frequency, shorter at high frequency where air and soft furnishings absorb)."""
+def condition_quantile(start, index):
+    """Where the index-th room of a split sits in the spread of conditions, 0..1.
+
+    A golden-ratio sequence from a random `start`: any number of rooms, 5 held out as 20
+    for training, covers the range evenly, free field, dry and reverberant alike.
+    """
+    return float((start + index * _GOLDEN) % 1.0)
+
+
+def sample_room(rng, quantile=None):
+    """A random condition. `quantile` (0..1, default random) picks it: below FREE_FIELD_SHARE
+    free field (anechoic, then outdoor), above a shoebox whose nominal RT60 rises across
+    RT60_S with the quantile, with a plausible spectral tilt (longer at low frequency,
+    shorter at high frequency where air and soft furnishings absorb)."""
+    u = rng.uniform() if quantile is None else quantile
     size = np.array([rng.uniform(*ROOM_SIDE_M), rng.uniform(*ROOM_HEIGHT_M), rng.uniform(*ROOM_SIDE_M)])
-    nominal = rng.uniform(*RT60_S)
     low_boost, high_cut = rng.uniform(1.0, 1.5), rng.uniform(0.45, 0.9)
+    if u < FREE_FIELD_SHARE:
+        kind = "anechoic" if u < FREE_FIELD_SHARE / 2 else "outdoor"
+        return Room(size=np.array(FREE_FIELD_SIZE_M), rt60_bands=np.zeros(len(BAND_CENTRES_HZ)), kind=kind)
+    nominal = RT60_S[0] + (RT60_S[1] - RT60_S[0]) * (u - FREE_FIELD_SHARE) / (1 - FREE_FIELD_SHARE)
     octaves = np.log2(BAND_CENTRES_HZ / 1000.0)
     tilt = np.where(octaves < -1, 1 + (low_boost - 1) * (-1 - octaves) / 2,
                     np.where(octaves > 0, 1 + (high_cut - 1) * octaves / 3, 1.0))
@@ -111,10 +143,11 @@ def _sample_height_offset(rng, distance, horizontal_max, dy_low, dy_high):
     return float(rng.uniform(lo, hi))
 
 
-def _source_offset(rng, size):
-    """Listener-to-source offset: uniform azimuth, distance uniform over what the room can
-    hold in that direction (0.5-10 m), elevation uniform in sin(elevation) within it."""
-    azimuth = rng.uniform(0, 2 * np.pi)
+def _source_offset(rng, size, azimuth=None):
+    """Listener-to-source offset: the azimuth (radians, default uniform), distance uniform over
+    what the room can hold in that direction (DISTANCE_M), elevation uniform in sin(elevation)
+    within it."""
+    azimuth = rng.uniform(0, 2 * np.pi) if azimuth is None else azimuth
     heading = np.array([np.cos(azimuth), 0.0, -np.sin(azimuth)])
     span = size - LISTENER_WALL_GAP_M - SOURCE_WALL_GAP_M  # largest horizontal offset per axis
     with np.errstate(divide="ignore"):
@@ -127,15 +160,17 @@ def _source_offset(rng, size):
     return np.sqrt(max(distance ** 2 - dy ** 2, 0.0)) * heading + np.array([0.0, dy, 0.0])
 
 
-def sample_positions(rng, room):
+def sample_positions(rng, room, azimuth=None):
     """(listener, source) positions in room coordinates, rounded to the millimetre.
 
-    The source offset is drawn first (so long distances are as common as the room
-    allows), then the listener uniformly among the places at ear height, at least 1 m
-    from the walls, from which that source stays 0.3 m inside walls, floor and ceiling.
+    The source offset is drawn first, at `azimuth` (radians, 0 = right, pi/2 = front;
+    default uniform), so long distances are as common as the room allows; then the
+    listener uniformly among the places at ear height, at least 1 m from the walls, from
+    which that source stays 0.3 m inside walls, floor and ceiling (in free field: above
+    the ground).
     """
     size = room.size
-    offset = _source_offset(rng, size)
+    offset = _source_offset(rng, size, azimuth)
     listener_low = np.array([LISTENER_WALL_GAP_M, EAR_HEIGHT_M[0], LISTENER_WALL_GAP_M])
     listener_high = np.array([size[0] - LISTENER_WALL_GAP_M, EAR_HEIGHT_M[1], size[2] - LISTENER_WALL_GAP_M])
     low = np.maximum(listener_low, SOURCE_WALL_GAP_M - offset)
@@ -229,34 +264,50 @@ def late_tail(room, rng, missing, length, sr, independent=0):
 
 
 # ---------------------------------------------------------------- impulse responses
-def rir_length(room, direct_s, sr):
-    """Samples needed for the direct sound plus a 60 dB decay in the slowest band (<= 2 s)."""
-    seconds = direct_s + 1.1 * float(np.max(room.rt60_bands)) + 0.02
+def rir_length(room, start_s, sr):
+    """Samples from t = 0 to `start_s` plus a 60 dB decay in the slowest band and 20 ms (<= 2 s)."""
+    seconds = start_s + 1.1 * float(np.max(room.rt60_bands)) + 0.02
     return int(min(np.ceil(seconds * sr), MAX_RIR_SECONDS * sr))
 
 
+def free_field_sources(room, source):
+    """Sources [N, 3] and their band reflection factors [N, bands] in free field: the source
+    itself and, outdoors, its image in the ground (y = 0)."""
+    source = np.asarray(source, dtype=np.float64)
+    if room.kind == "anechoic":
+        return source[None, :], np.ones((1, len(BAND_CENTRES_HZ)))
+    ground = source * np.array([1.0, -1.0, 1.0])
+    return np.stack([source, ground]), np.stack([np.ones(len(BAND_CENTRES_HZ)), np.sqrt(1 - GROUND_ABSORPTION)])
+
+
 def room_impulse_responses(room, listener, source, rng, sr=SAMPLE_RATE, early_order=EARLY_ORDER, tail=True,
-                           ambisonic_order=0):
-    """Binaural [2, L] (row 0 left ear, row 1 right ear) and mono [1, L] float32 RIRs, and with
-    `ambisonic_order` 1 or 2 a third: ambisonic [(order + 1)^2, L], ACN/SN3D (ambisonics.py).
+                           listener_head=head.NOMINAL_HEAD, ambisonic_order=0):
+    """Binaural [2, L] (row 0 left ear, row 1 right ear, heard with `listener_head`) and mono
+    [1, L] float32 RIRs, and with `ambisonic_order` 1 or 2 a third: ambisonic [(order + 1)^2, L],
+    ACN/SN3D (ambisonics.py).
 
     The direct sound arrives at distance / c after t = 0 (the delay is kept).
     """
     listener, source = np.asarray(listener, dtype=np.float64), np.asarray(source, dtype=np.float64)
-    images, order = image_sources(room.size, source, 0, early_order)
+    freqs = head.kernel_freqs(sr)
+    if room.free_field:
+        images, band_factors = free_field_sources(room, source)
+        reflection = np.array([_band_curve(f, freqs) for f in band_factors])  # [N, F]
+    else:
+        images, order = image_sources(room.size, source, 0, early_order)
+        reflection = _band_curve(room.reflection, freqs)[None, :] ** order[:, None]
     offsets = images - listener
     distance = np.linalg.norm(offsets, axis=1)
     arrival = distance / SPEED_OF_SOUND
-    length = rir_length(room, float(np.min(arrival)), sr)
-    freqs = head.kernel_freqs(sr)
-    wall = _band_curve(room.reflection, freqs)
-    gains = wall[None, :] ** order[:, None] / distance[:, None]
-    binaural = head.render_binaural(arrival, offsets, gains, length, sr)
+    # a room's tail covers its late images; in free field the last arrival (the ground's) ends it
+    length = rir_length(room, float(np.max(arrival) if room.free_field else np.min(arrival)), sr)
+    gains = reflection / distance[:, None]
+    binaural = head.render_binaural(arrival, offsets, gains, length, sr, listener_head)
     mono = head.render_omni(arrival, gains, length, sr)
     outputs = [binaural, mono]
-    if ambisonic_order:
+    if ambisonic_order:  # the same arrivals, each a point at the array centre
         outputs.append(ambisonics.encode_arrivals(arrival, offsets, gains, length, sr, ambisonic_order))
-    if tail:
+    if tail and not room.free_field:
         unrendered, _ = image_sources(room.size, source, early_order + 1, early_order + 1)
         gate = np.min(np.linalg.norm(unrendered - listener, axis=1)) / SPEED_OF_SOUND
         mid_band_energy = (np.mean(room.reflection[2:4]) ** order / distance) ** 2
