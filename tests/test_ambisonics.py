@@ -200,7 +200,7 @@ def test_generator_writes_second_order_ambisonics_beside_binaural_and_mono(tmp_p
     from dataset.synthetic import generate
     for kind in generate.RIR_KINDS:
         os.makedirs(tmp_path / kind / "train_room00")
-    entry = generate.make_position_files(str(tmp_path), 0, "train", 0, 0)
+    entry = generate.make_position_files(str(tmp_path), 0, "train", 0, 0, ambisonic_order=2)
     binaural, mono, ambisonic = (np.load(tmp_path / kind / entry["fname"]) for kind in generate.RIR_KINDS)
     assert ambisonic.shape == (9, mono.shape[1]) and ambisonic.dtype == np.float32
     np.testing.assert_array_equal(ambisonic[0], mono[0])

@@ -248,13 +248,22 @@ def _diffuse_noise_spectra(rng, n_fft, sr):
 
 def late_tail(room, rng, missing, length, sr, independent=0):
     """[left, right, centre] late reverberation: octave-band noise decaying at each band's RT60,
-    then `independent` more channels of noise uncorrelated with all others (drawn last, so the
-    first three do not depend on it)."""
+    then `independent` more channels of noise uncorrelated with all others. Those are drawn and
+    rendered after the first three, which therefore come out bit for bit the same with or
+    without them (the embedded data's binaural and mono files do not depend on ambisonics)."""
     n_fft = sp_fft.next_fast_len(length, real=True)
     spectra, freqs = _diffuse_noise_spectra(rng, n_fft, sr)
-    if independent:
-        extra = (rng.standard_normal((independent, len(freqs))) + 1j * rng.standard_normal((independent, len(freqs))))
-        spectra = np.concatenate([spectra, extra * np.sqrt(n_fft / 2)])
+    tail = _decaying_noise(room, spectra, freqs, n_fft, missing, length, sr)
+    if not independent:
+        return tail
+    extra = rng.standard_normal((independent, len(freqs))) + 1j * rng.standard_normal((independent, len(freqs)))
+    extra_tail = _decaying_noise(room, extra * np.sqrt(n_fft / 2), freqs, n_fft, missing, length, sr)
+    return np.concatenate([tail, extra_tail])
+
+
+def _decaying_noise(room, spectra, freqs, n_fft, missing, length, sr):
+    """Noise of `spectra` [C, n_fft // 2 + 1] (frequencies `freqs`) with each octave band decaying at
+    its RT60, scaled to the late energy `missing` leaves: [C, length]."""
     t = np.arange(length) / sr
     tail = np.zeros((len(spectra), length))
     for mask, rt60 in zip(_band_masks(freqs), room.rt60_bands):
@@ -284,7 +293,8 @@ def room_impulse_responses(room, listener, source, rng, sr=SAMPLE_RATE, early_or
                            listener_head=head.NOMINAL_HEAD, ambisonic_order=0):
     """Binaural [2, L] (row 0 left ear, row 1 right ear, heard with `listener_head`) and mono
     [1, L] float32 RIRs, and with `ambisonic_order` 1 or 2 a third: ambisonic [(order + 1)^2, L],
-    ACN/SN3D (ambisonics.py).
+    ACN/SN3D (ambisonics.py). The binaural and mono ones do not depend on `ambisonic_order`:
+    the ambisonic tail's extra noise is drawn after theirs.
 
     The direct sound arrives at distance / c after t = 0 (the delay is kept).
     """
