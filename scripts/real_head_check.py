@@ -34,7 +34,6 @@ from dataset import audio  # noqa: E402
 from dataset.synthetic import head  # noqa: E402
 from inference import UsageError, load_model  # noqa: E402
 from util import metrics  # noqa: E402
-from util.checkpoint import load_checkpoint  # noqa: E402
 
 KEMAR_DISTANCE_M = 1.4
 LATERAL_SIDE_DEG = 30.0  # "clearly lateral": at least this far off the median plane
@@ -119,12 +118,12 @@ def predict(model, clips, batch_size=16):
 
 def check(args, hrirs, azimuth, elevation):
     try:
-        model, _ = load_model(args.ckpt)
+        model, _, hearing = load_model(args.ckpt)
     except UsageError as error:
         raise SystemExit(f"error: {error}") from None
-    if model.num_channels != 2:
+    if hearing.num_channels != 2:
         raise SystemExit(f"error: {args.ckpt} is a mono model; the real-head check needs a binaural one")
-    normalize = bool(load_checkpoint(args.ckpt).get("args", {}).get("audio_normalize", False))
+    normalize = hearing.normalize  # as the checkpoint's training heard its sources
     clips, true_azimuth, true_elevation = spatialised_clips(args.data, hrirs, azimuth, elevation, normalize)
     predicted = metrics.predicted_classes(predict(model, clips))
     true_lateral = metrics.lateral_degrees(true_azimuth, true_elevation - 90.0)
