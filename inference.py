@@ -16,8 +16,15 @@ stored run arguments (this project's dict, or upstream's argparse.Namespace):
   one gain for both ears brings it to -14 dBFS RMS: the level training's sources had
   before the room, while the interaural level difference stays intact. A mono model takes
   a mono file the same way.
-The model (name, so width, depth and heads; classes, patch size, fused channels, ears)
-is built from the stored arguments too; from the tensor shapes only when none are stored.
+- An ambisonic model (trained with --reverb_type ambisonics) takes 4-channel (first-order)
+  or 9-channel (second-order) AmbiX recordings as they are (ACN, SN3D; --ambisonics_format
+  fuma or n3d converts); a first-order model uses the first 4 channels of a second-order
+  file (exactly its first-order part). With --audio_normalize one gain for all channels
+  brings W, the omnidirectional pressure, to -14 dBFS RMS. docs/ambisonics.md has the
+  conventions.
+The model (name, so width, depth and heads; classes, patch size, fused channels, input
+channels: ears, or the ambisonic order) is built from the stored arguments too; from the
+tensor shapes only when none are stored.
 
 Windows: a file of at most 10 s is one window [0, 10], zero-padded as in training. A
 longer file is cut into 10 s windows starting at 0, hop, 2 hop, ... up to the first
@@ -26,7 +33,7 @@ gives [0, 10], [5, 15], [10, 20], [15, 25]. `end_s` is always `start_s + 10`, th
 window; `duration_s` says how much of it is audio.
 
 Output: one JSON line per file and window (stdout unless --output):
-  file, input ("binaural", "mono+rir" or "mono"), start_s, end_s, duration_s,
+  file, input ("binaural", "ambisonics", "mono+rir" or "mono"), start_s, end_s, duration_s,
   classes [{mid, name, prob}] (top-k by sigmoid score), azimuth_deg (0 = right,
   90 = front), elevation_deg, distance_m (argmax classes), direction_confidence
   (posterior mass of azimuth x elevation within 20 degrees great-circle of the answer),
@@ -47,8 +54,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dataset.audio import (CLIP_SAMPLES, SAMPLE_RATE, TARGET_DBFS, DataError, fit_length, normalize_rms,
-                           read_audio_file, read_rir)
+from dataset import ambisonics
+from dataset.audio import (CLIP_SAMPLES, SAMPLE_RATE, TARGET_DBFS, DataError, fit_length, read_audio_file, read_rir,
+                           rms_gain)
 from dataset.metadata import ClassTable, load_class_table
 from dataset.spatial import DISTANCE_BIN_M, class_to_degrees, direction_words
 from models import create_model, frontend
@@ -100,6 +108,9 @@ def get_args_parser():
     p.add_argument("--plot_dir", default="", help="write one PNG per file (its first window) here")
     p.add_argument("--rir", default="", help="impulse response .npy [channels, samples]: every file is then a "
                                              "dry source in that room (its first channel, as in training)")
+    p.add_argument("--ambisonics_format", choices=ambisonics.FORMATS, default="ambix",
+                   help="channel order and scaling of ambisonic recordings: ambix (ACN/SN3D, as is), fuma "
+                        "(W X Y Z ..., W at -3 dB) or n3d (ACN/N3D); converted to AmbiX before the model")
     p.add_argument("--top_k", type=positive_int, default=5, help="classes listed per window")
     p.add_argument("--hop", type=hop_seconds, default=5.0, help="seconds between 10 s windows of long files")
     p.add_argument("--batch_size", type=positive_int, default=8, help="windows per forward pass")
@@ -116,7 +127,7 @@ EARS = {"binaural": 2, "mono": 1}
 class Hearing:
     """How the checkpoint's run read its audio, which inference repeats."""
     normalize: bool  # --audio_normalize: each clip scaled to TARGET_DBFS RMS before the room
-    num_channels: int  # ears: 2 (--reverb_type binaural) or 1 (mono)
+    num_channels: int  # input channels: 2 ears (--reverb_type binaural), 1 (mono), 4 or 9 (ambisonics)
 
 
 def load_model(ckpt_path, label_csv=""):
@@ -151,12 +162,10 @@ def build_from_args(args, state, ckpt_path):
                     ckpt_path)
         model = SpatialAST(**config_from_state_dict(state), drop_path_rate=0.0)
     else:
-        reverb_type = args.get("reverb_type", "binaural")
-        if reverb_type not in EARS:
-            raise UsageError(f"{ckpt_path}: stored reverb_type {reverb_type!r} is neither binaural nor mono")
         try:
             model = create_model(args["model"], num_classes=int(args.get("nb_classes", 355)), drop_path_rate=0.0,
-                                 patch_size=int(args.get("patch_size", 16)), num_channels=EARS[reverb_type],
+                                 patch_size=int(args.get("patch_size", 16)),
+                                 num_channels=stored_input_channels(args, state, ckpt_path),
                                  fusion_channels=int(args.get("fusion_channels", 1)))
         except ValueError as error:
             raise UsageError(f"{ckpt_path}: stored arguments describe no model this code builds ({error})") from None
@@ -167,6 +176,28 @@ def build_from_args(args, state, ckpt_path):
         raise UsageError(f"{ckpt_path}: its weights do not fit the model its stored arguments describe "
                          f"({detail})") from None
     return model
+
+
+def stored_input_channels(args, state, ckpt_path):
+    """Input channels of the run: 2 (binaural), 1 (mono), or 4 / 9 for ambisonics of the stored
+    ambisonic_order, read from the fusion conv's shape when the run stored no order."""
+    reverb_type = args.get("reverb_type", "binaural")
+    if reverb_type in EARS:
+        return EARS[reverb_type]
+    if reverb_type != "ambisonics":
+        raise UsageError(f"{ckpt_path}: stored reverb_type {reverb_type!r} is not binaural, mono or ambisonics")
+    if "ambisonic_order" not in args:
+        channels = config_from_state_dict(state)["num_channels"]
+        if channels not in ambisonics.ORDER_OF_CHANNELS:
+            raise UsageError(f"{ckpt_path}: stored reverb_type ambisonics, but its weights take {channels} "
+                             f"input channel(s), not 4 or 9")
+        log.warning("%s stores no ambisonic_order: order %d read from its tensor shapes", ckpt_path,
+                    ambisonics.order_of(channels))
+        return channels
+    order = args["ambisonic_order"]
+    if order not in (1, 2):
+        raise UsageError(f"{ckpt_path}: stored ambisonic_order {order!r}; this code reads order 1 or 2")
+    return ambisonics.num_channels(order)
 
 
 def class_names(checkpoint, ckpt_path, label_csv, num_classes):
@@ -245,8 +276,8 @@ class AudioInput:
         return self.signal.shape[-1] / SAMPLE_RATE
 
 
-def read_input(path, num_channels, has_rir):
-    """Read and check one file for a model with `num_channels` ears; raises DataError.
+def read_input(path, num_channels, has_rir, ambisonics_format="ambix"):
+    """Read and check one file for a model with `num_channels` input channels; raises DataError.
 
     With a RIR the file is a dry source and only its first channel is kept, as the
     training and evaluation data do.
@@ -258,18 +289,24 @@ def read_input(path, num_channels, has_rir):
     else:
         signal = read_audio_file(path, channels="all")[0]
     channels = signal.shape[0]
-    if channels > 2:
-        raise DataError(f"{path}: has {channels} channels; expected 2 (binaural: left, right) or 1 (mono)")
+    if channels > 2 and channels not in ambisonics.ORDER_OF_CHANNELS:
+        raise DataError(f"{path}: has {channels} channels; expected 2 (binaural: left, right), 1 (mono), or "
+                        f"4 or 9 (first- or second-order ambisonics)")
     if signal.shape[-1] < MIN_SECONDS * SAMPLE_RATE:
         raise DataError(f"{path}: is {signal.shape[-1] / SAMPLE_RATE:.2f} s long; "
                         f"at least {MIN_SECONDS:g} s is needed")
-    return AudioInput(path, signal, input_kind(path, channels, num_channels, has_rir))
+    kind = input_kind(path, channels, num_channels, has_rir)
+    if kind == "ambisonics":  # to AmbiX, then down to the model's order (the first channels in ACN)
+        signal = ambisonics.to_ambix(signal, ambisonics_format)[:num_channels].astype(np.float32)
+    return AudioInput(path, signal, kind)
 
 
 def input_kind(path, channels, num_channels, has_rir):
-    """How a file with `channels` channels reaches a model with `num_channels` ears."""
+    """How a file with `channels` channels reaches a model with `num_channels` input channels."""
     if channels == 1 and has_rir:
         return "mono+rir"
+    if num_channels in ambisonics.ORDER_OF_CHANNELS or channels in ambisonics.ORDER_OF_CHANNELS:
+        return _ambisonic_kind(path, channels, num_channels)
     if channels == num_channels:
         return "binaural" if channels == 2 else "mono"
     if channels == 1:
@@ -277,6 +314,23 @@ def input_kind(path, channels, num_channels, has_rir):
                         f"in a room, or give a two-channel (left, right) recording")
     raise DataError(f"{path}: is a two-channel recording and the model is mono (one channel); "
                     f"give a mono file")
+
+
+_MODEL_INPUT = {1: "a mono file", 2: "a two-channel binaural (left, right) recording, or a mono file with --rir",
+                4: "a 4- or 9-channel ambisonic (AmbiX) recording, or a mono file with --rir",
+                9: "a 9-channel second-order ambisonic (AmbiX) recording, or a mono file with --rir"}
+
+
+def _ambisonic_kind(path, channels, num_channels):
+    """An ambisonic file for an ambisonic model of the same or a lower order; anything else is refused."""
+    if num_channels in ambisonics.ORDER_OF_CHANNELS and channels >= num_channels:
+        return "ambisonics"
+    if channels in ambisonics.ORDER_OF_CHANNELS:
+        what = f"a {channels}-channel ambisonic recording"
+    else:
+        what = "a mono file" if channels == 1 else "a two-channel recording"
+    model = {1: "mono", 2: "binaural", 4: "first-order ambisonic", 9: "second-order ambisonic"}[num_channels]
+    raise DataError(f"{path}: is {what} and the model is {model}; it needs {_MODEL_INPUT[num_channels]}")
 
 
 def window_starts(num_samples, hop_samples, window=CLIP_SAMPLES):
@@ -292,11 +346,15 @@ def window_signal(audio, start, normalize=False):
 
     With `normalize` (the run's --audio_normalize) the window's audio is scaled to
     TARGET_DBFS RMS before padding, as the dataset scales a clip: the same for a clip of
-    at most 10 s. One gain serves all channels, so two ears keep their level difference.
+    at most 10 s. One gain serves all channels, so two ears keep their level difference
+    and ambisonic channels their ratios. The gain is set on the pressure signals: both
+    ears, or W for ambisonics (all channels' RMS would depend on the order: in SN3D each
+    degree's channels together carry W's energy).
     """
     part = audio.signal[:, start:start + CLIP_SAMPLES]
     if normalize:
-        part = normalize_rms(part, TARGET_DBFS)
+        pressure = part[:1] if audio.kind == "ambisonics" else part
+        part = part * rms_gain(pressure, TARGET_DBFS)
     return fit_length(part, CLIP_SAMPLES).astype(np.float32)
 
 
@@ -416,7 +474,7 @@ def plot_window(out_path, record, probs, ears, classes):
     fig = new_figure((15, 8))
     grid = fig.add_gridspec(2, 3)
     extent = [0, ears.shape[-1] / SAMPLE_RATE, 0, frontend.N_MELS]
-    ear_names = ["left ear", "right ear"] if ears.shape[0] == 2 else ["mono"]
+    ear_names = {1: ["mono"], 2: ["left ear", "right ear"]}.get(ears.shape[0], ["W (omnidirectional)"])
     for i, name in enumerate(ear_names):
         _image(fig.add_subplot(grid[0, i]), features["log_mel"][i], extent, f"log-mel, {name} (dB)", "magma")
     if "ipd_sin_mel" in features:
@@ -485,7 +543,7 @@ class Run:
 
     def add_file(self, path):
         try:
-            audio = read_input(path, self.model.num_channels, self.rir is not None)
+            audio = read_input(path, self.model.num_channels, self.rir is not None, self.args.ambisonics_format)
         except DataError as error:
             self.fail(str(error))
             return

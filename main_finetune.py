@@ -17,11 +17,13 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 import engine_finetune as engine
+from dataset.ambisonics import order_of as ambisonic_order
 from dataset.audio import DataError
 from dataset.metadata import load_class_table, load_clip_weights, load_room_impulses
 from dataset.samplers import WeightedDistributedSampler
 from dataset.spatial_dataset import SpatialSoundDataset
 from models import MODELS, create_model
+from models.spatial_ast import FEATURE_MAPS
 from util import dist, metrics
 from util.checkpoint import (CheckpointError, checkpoint_args, describe_error, load_checkpoint, load_pretrained,
                               load_weights_strictly, save_checkpoint)
@@ -71,10 +73,12 @@ def get_args_parser():
                         "random tokens at rate mask_t_prob")
     p.add_argument("--fusion_channels", type=int, default=1,
                    help="channels the 3x3 conv fuses the feature maps into: 1 (the paper's model, needed for "
-                        "its checkpoints) up to 4 binaural / 1 mono; more keep level and interaural cues apart")
-    p.add_argument("--fusion_init", choices=["random", "interaural"], default="random",
-                   help="start of the fusion conv when training from scratch: random (upstream) or interaural "
-                        "(level difference, then level, IPD sin and cos, one per fused channel; binaural only)")
+                        "its checkpoints) up to 4 binaural / 1 mono / 7 or 12 ambisonics (first or second order); "
+                        "more keep level and spatial cues apart")
+    p.add_argument("--fusion_init", choices=["random", "interaural", "intensity"], default="random",
+                   help="start of the fusion conv when training from scratch: random (upstream), interaural "
+                        "(level difference, then level, IPD sin and cos, one per fused channel; binaural only) "
+                        "or intensity (W level, then intensity x, y, z; ambisonics only)")
     p.add_argument("--finetune", default="", help="initialise from an AudioMAE or Spatial-AST checkpoint")
     p.add_argument("--resume", default="", help="continue a run from its checkpoint-last.pth")
     p.add_argument("--start_epoch", type=int, default=0)
@@ -86,7 +90,8 @@ def get_args_parser():
     p.add_argument("--label_csv", default="", help="class csv: index,mid,display_name")
     p.add_argument("--weight_csv", default="", help="per-clip sampling weights (with --weight_sampler)")
     p.add_argument("--reverb_path_root", default="", help="folder holding <reverb_type>/<fname>")
-    p.add_argument("--reverb_type", default="binaural", choices=["binaural", "mono"])
+    p.add_argument("--reverb_type", default="binaural", choices=["binaural", "mono", "ambisonics"],
+                   help="ambisonics: ACN/SN3D impulse responses of 4 or 9 channels (docs/ambisonics.md)")
     p.add_argument("--reverb_train", "--reverb_train_json", dest="reverb_train", default="")
     p.add_argument("--reverb_val", "--reverb_val_json", dest="reverb_val", default="")
     p.add_argument("--check_files", choices=["all", "none"], default="all",
@@ -132,12 +137,14 @@ def check_args(args):
     for name in ("mask_t_prob", "mask_f_prob"):  # dropping every token row would leave none
         if not 0.0 <= getattr(args, name) < 1.0:
             raise SystemExit(f"error: --{name} must be in [0, 1), got {getattr(args, name)}")
-    max_fusion = 4 if args.reverb_type == "binaural" else 1
+    max_fusion = {"binaural": 4, "mono": 1, "ambisonics": 12}[args.reverb_type]  # first order: 7, checked later
     if not 1 <= args.fusion_channels <= max_fusion:
         raise SystemExit(f"error: --fusion_channels must be 1..{max_fusion} with --reverb_type {args.reverb_type} "
                          f"(the feature maps it fuses), got {args.fusion_channels}")
     if args.fusion_init == "interaural" and args.reverb_type != "binaural":
         raise SystemExit("error: --fusion_init interaural needs --reverb_type binaural (two ears)")
+    if args.fusion_init == "intensity" and args.reverb_type != "ambisonics":
+        raise SystemExit("error: --fusion_init intensity needs --reverb_type ambisonics")
     for name in ("direction_label_sigma", "distance_label_sigma"):
         if not getattr(args, name) >= 0.0:
             raise SystemExit(f"error: --{name} must be >= 0 (0 gives one-hot targets), got {getattr(args, name)}")
@@ -211,6 +218,8 @@ def build_model(args, num_channels):
                          timem=args.timem, mask_2d=args.mask_2d, fusion_channels=args.fusion_channels)
     if args.fusion_init == "interaural":
         model.init_fusion_interaural()
+    elif args.fusion_init == "intensity":
+        model.init_fusion_intensity()
     return model
 
 
@@ -292,7 +301,7 @@ def checkpoint_state(model, optimizer, scaler, epoch, args, classes, best_map, r
 
 
 # Stored arguments that fix tensor shapes: another value cannot continue the checkpoint's run.
-SHAPE_ARGS = ("model", "nb_classes", "patch_size", "fusion_channels", "reverb_type")
+SHAPE_ARGS = ("model", "nb_classes", "patch_size", "fusion_channels", "reverb_type", "ambisonic_order")
 # Stored arguments that change what the run computes: another value makes a different experiment.
 RUN_ARGS = ("lr", "blr", "min_lr", "warmup_epochs", "epochs", "layer_decay", "weight_decay", "clip_grad",
              "batch_size", "accum_iter", "world_size", "amp", "event_loss_weight", "distance_loss_weight",
@@ -382,6 +391,14 @@ def main(args):
     train_loader, val_loader = build_loaders(args, train_set, val_set, device)
     chance = chance_levels(args, train_set, val_set) if dist.is_main_process() else None
 
+    if args.reverb_type == "ambisonics":  # recorded in the checkpoints' args
+        if train_set is not None and train_set.channels != val_set.channels:
+            raise SystemExit(f"error: the training impulse responses have {train_set.channels} channels and the "
+                             f"evaluation ones {val_set.channels}; one ambisonic order is needed")
+        args.ambisonic_order = ambisonic_order(val_set.channels)
+        if args.fusion_channels > FEATURE_MAPS[val_set.channels]:
+            raise SystemExit(f"error: --fusion_channels {args.fusion_channels}: order-{args.ambisonic_order} "
+                             f"ambisonics gives {FEATURE_MAPS[val_set.channels]} feature maps to fuse")
     model = build_model(args, num_channels=val_set.channels)
     if args.finetune and args.eval:
         load_weights_strictly(model, load_checkpoint(args.finetune), args.finetune)

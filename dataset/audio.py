@@ -12,10 +12,13 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from dataset import ambisonics
+
 SAMPLE_RATE = 32000
 CLIP_SAMPLES = 10 * SAMPLE_RATE
 RIR_SAMPLES = 2 * SAMPLE_RATE
 TARGET_DBFS = -14.0
+RIR_CHANNELS = {"binaural": 2, "mono": 1}  # ambisonics: 4 or 9, see ambisonic_channels
 
 
 class DataError(ValueError):
@@ -174,3 +177,21 @@ def read_rir(path, channels):
     # float32 files of 2 s (mp3d_reverb's) come back as loaded: no conversion, no copy
     return fit_length(rir.astype(np.float32, copy=False), RIR_SAMPLES)
 
+
+def ambisonic_channels(path):
+    """Channels of an ambisonic impulse response: 4 (first order) or 9 (second), ACN/SN3D.
+
+    Only the .npy header is read. The whole set must share the count of its first file.
+    """
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError) as error:
+        reason = "file not found" if not os.path.exists(path) else str(error)
+        raise DataError(f"{path}: cannot read impulse response ({reason})") from None
+    if len(shape) != 2:
+        raise DataError(f"{path}: impulse response has shape {list(shape)}, expected [4 or 9, samples]")
+    try:
+        ambisonics.order_of(shape[0], path)
+    except ValueError as error:
+        raise DataError(str(error)) from None
+    return shape[0]

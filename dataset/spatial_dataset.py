@@ -35,13 +35,13 @@ class SpatialSoundDataset(Dataset):
         self.classes = classes
         self.reverb_root = reverb_root
         self.reverb_type = reverb_type
-        self.channels = {"binaural": 2, "mono": 1}[reverb_type]
         self.train = train
         self.mixup = mixup
         self.roll_mag_aug = roll_mag_aug
         self.normalize = normalize
         self.clips = metadata.load_clips(clip_json, classes, audio_root, check_files, missing_audio)
         self.rirs = metadata.load_room_impulses(reverb_json, reverb_root, reverb_type, check_files)
+        self.channels = audio.RIR_CHANNELS.get(reverb_type) or audio.ambisonic_channels(self.rir_path(0))
         # drawn per json entry: a clip keeps its RIR when other clips are skipped as missing
         pairing = np.random.default_rng(EVAL_PAIRING_SEED).integers(0, len(self.rirs), self.clips.num_listed)
         self.eval_rir_index = pairing[self.clips.source_index]

@@ -1,4 +1,4 @@
-"""Binaural front end in plain torch: room convolution, STFT, log-mel, IPD, SpecAugment.
+"""Front end in plain torch: room convolution, STFT, log-mel, IPD, ambisonic intensity, SpecAugment.
 
 Everything here runs in float32 (callers disable autocast): log and phase are
 numerically fragile in bfloat16, and this part costs little next to the encoder.
@@ -105,6 +105,30 @@ def interaural_phase(spec, mel, blocks=None):
     inverse = torch.where(silent, 0.0, 1.0 / torch.where(silent, 1.0, norm))
     cos = torch.where(silent, 1.0, cross_re * inverse)
     return torch.stack([mel_project(cos, mel, blocks), mel_project(cross_im * inverse, mel, blocks)], dim=1)
+
+
+def active_intensity(spec, mel, blocks=None):
+    """Direction of the active intensity per mel band of a first-order ambisonic STFT.
+
+    spec: [B, C >= 4, frames, 513] in ACN order (W, Y, Z, X, ...), SN3D.
+    Returns [B, 3, frames, n_mels]: the (x front, y left, z up) components of
+    mel(Re(conj(W) [X, Y, Z])) / mel(E), with E = (|W|^2 + |X|^2 + |Y|^2 + |Z|^2) / 2.
+    For one plane wave from the unit direction u (SN3D: X, Y, Z = W u), E = |W|^2 and the
+    result is exactly u; in general |result| <= 1 (|Re(W* v)| <= |W| |v| <= E), shrinking
+    as the field gets diffuse. Summing over each mel band before dividing weights the bins
+    by their energy (as the DCASE SELD baselines' per-bin normalisation does not), so loud
+    bins, the direct sound's, dominate. A silent band gives 0.
+    """
+    w, y, z, x = spec[:, 0], spec[:, 1], spec[:, 2], spec[:, 3]
+    energy = w.real.square() + w.imag.square()
+    components = []
+    for v in (x, y, z):
+        components.append(w.real * v.real + w.imag * v.imag)
+        energy = energy + v.real.square() + v.imag.square()
+    band_energy = mel_project(0.5 * energy, mel, blocks)
+    silent = band_energy <= 0
+    inverse = torch.where(silent, 0.0, 1.0 / torch.where(silent, 1.0, band_energy))
+    return torch.stack([mel_project(c, mel, blocks) * inverse for c in components], dim=1)
 
 
 def mask_along(x, max_width, dim):

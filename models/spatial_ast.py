@@ -3,6 +3,8 @@
 waveform [B, 1, T] (*) room impulse response [B, C, N]
   -> STFT per ear -> log-mel (BatchNorm) and IPD cos/sin on the mel basis
   -> 4 x 1024 x 128 "image" -> conv3x3 + BN + GELU -> 1 x 1024 x 128
+     (mono: the log-mel alone; ambisonics, 4 or 9 ACN channels: the log-mel of every
+     channel and the 3 components of the active intensity direction, 7 or 12 maps)
   -> 16x16 patches (64 x 8 = 512 tokens) + fixed sin-cos positions
   -> 3 CLS tokens + ViT blocks -> distance / direction / event heads.
 
@@ -29,6 +31,10 @@ FROZEN_FRONTEND_KEYS = (
 )
 TARGET_FRAMES = 1024  # 10.24 s of hop-320 frames: the encoder's fixed time extent
 DIS_TOKEN, DOA_TOKEN, EVENT_TOKEN = 0, 1, 2
+# Input channels -> front-end feature maps: mono log-mel; binaural left/right log-mel and IPD
+# cos/sin; first- (4) or second-order (9) ambisonics: each channel's log-mel and the intensity (x, y, z).
+FEATURE_MAPS = {1: 1, 2: 4, 4: 7, 9: 12}
+_INPUT_CHANNELS = {maps: channels for channels, maps in FEATURE_MAPS.items()}
 
 
 class PatchEmbed(nn.Module):
@@ -86,8 +92,9 @@ class SpatialAST(nn.Module):
                  qkv_bias=True, drop_path_rate=0.1, num_channels=2, freqm=48, timem=192,
                  patch_size=16, num_cls_tokens=3, mask_2d=True, fusion_channels=1):
         super().__init__()
-        if num_channels not in (1, 2):
-            raise ValueError(f"num_channels must be 1 (mono) or 2 (binaural), got {num_channels}")
+        if num_channels not in FEATURE_MAPS:
+            raise ValueError(f"num_channels must be 1 (mono), 2 (binaural), 4 or 9 (first- or second-order "
+                             f"ambisonics), got {num_channels}")
         if num_cls_tokens != 3:
             raise ValueError("Spatial-AST uses exactly 3 CLS tokens (distance, direction, events)")
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
@@ -99,10 +106,9 @@ class SpatialAST(nn.Module):
         self.register_buffer("window", torch.hann_window(frontend.N_FFT), persistent=False)
         self.register_buffer("mel", frontend.mel_matrix(), persistent=False)
         self.mel_blocks = frontend.mel_blocks(self.mel)
-        # Binaural: left/right log-mel + IPD cos/sin; mono: log-mel only.
-        feature_channels = 4 if num_channels == 2 else 1
+        feature_channels = FEATURE_MAPS[num_channels]
         if not 1 <= fusion_channels <= feature_channels:
-            raise ValueError(f"fusion_channels must be 1..{feature_channels} for {num_channels} ear(s), "
+            raise ValueError(f"fusion_channels must be 1..{feature_channels} for {num_channels} input channel(s), "
                              f"got {fusion_channels}")
         self.fusion_channels = fusion_channels
         self.bn = nn.BatchNorm2d(num_channels, affine=False)
@@ -171,12 +177,36 @@ class SpatialAST(nn.Module):
             for channel, taps in enumerate(starts[:weight.shape[0]]):
                 weight[channel, :, 1, 1] = torch.tensor(taps)
 
+    @property
+    def is_ambisonic(self):
+        return self.num_channels in (4, 9)
+
+    def init_fusion_intensity(self):
+        """Start the fusion conv of an ambisonic model on its spatial cues: output channel k
+        begins as the k-th of the log-mel of W (the level) and the intensity direction's x
+        (front), y (left) and z (up) components, for as many channels as the model fuses into.
+
+        The ambisonic counterpart of `init_fusion_interaural`, for training from scratch: the
+        intensity is a ready-made direction, free of the sound's spectrum, and the BatchNorm
+        after the conv puts it on the log-mel's scale. The other channels' log-mels start at 0.
+        """
+        if not self.is_ambisonic:
+            raise ValueError("the intensity fusion start needs an ambisonic model (num_channels 4 or 9)")
+        maps = FEATURE_MAPS[self.num_channels]
+        starts = (0, maps - 3, maps - 2, maps - 1)  # input order: log-mels (W first), then x, y, z
+        with torch.no_grad():
+            weight = self.conv_downsample[0].weight  # [fusion_channels, maps, 3, 3]
+            weight.zero_()
+            for channel, source in enumerate(starts[:weight.shape[0]]):
+                weight[channel, source, 1, 1] = 1.0
+
     def no_weight_decay(self):
         return {"pos_embed"}
 
     def forward(self, waveforms, reverbs, mask_t_prob=0.0, mask_f_prob=0.0):
         """Logits (events, distance, azimuth, elevation) for mono clips [B, 1, T] heard through
-        room impulse responses [B, C, N] (C = 2: left, right ear; C = 1: mono)."""
+        room impulse responses [B, C, N] (C = 2: left, right ear; C = 1: mono; C = 4 or 9:
+        ambisonics, ACN/SN3D)."""
         if waveforms.dim() != 3 or waveforms.shape[1] != 1:
             raise ValueError(f"waveforms must be [batch, 1, samples], got {list(waveforms.shape)}")
         if reverbs.dim() != 3 or reverbs.shape[0] != waveforms.shape[0] or reverbs.shape[1] != self.num_channels:
@@ -191,7 +221,7 @@ class SpatialAST(nn.Module):
         return self.forward_features(self.features(audio), mask_t_prob, mask_f_prob)
 
     def forward_features(self, x, mask_t_prob=0.0, mask_f_prob=0.0):
-        """Logits from front-end features [B, 4 or 1, 1024, 128] as `features` returns them."""
+        """Logits from front-end features [B, FEATURE_MAPS[C], 1024, 128] as `features` returns them."""
         # channels_last: the CPU kernels run this wide, shallow conv ~4x faster in that layout
         x = self.conv_downsample(x.contiguous(memory_format=torch.channels_last))
         if self.training:
@@ -213,7 +243,8 @@ class SpatialAST(nn.Module):
         )
 
     def features(self, audio):
-        """Front end: ear signals [B, C, T] -> [B, 4 or 1, 1024, 128] (normalised log-mels, IPD), float32."""
+        """Front end: signals [B, C, T] -> [B, FEATURE_MAPS[C], 1024, 128] (normalised log-mels, then IPD
+        or intensity), float32."""
         if audio.dim() != 3 or audio.shape[1] != self.num_channels:
             raise ValueError(f"audio must be [batch, channels={self.num_channels}, samples], got {list(audio.shape)}")
         with torch.autocast(audio.device.type, enabled=False):
@@ -221,6 +252,8 @@ class SpatialAST(nn.Module):
             x = self.bn(frontend.log_mel(spec, self.mel, self.mel_blocks))
             if self.num_channels == 2:
                 x = torch.cat([x, frontend.interaural_phase(spec, self.mel, self.mel_blocks)], dim=1)
+            elif self.is_ambisonic:
+                x = torch.cat([x, frontend.active_intensity(spec, self.mel, self.mel_blocks)], dim=1)
             frames = x.shape[2]
             if frames > TARGET_FRAMES:
                 raise ValueError(f"input of {audio.shape[-1]} samples gives {frames} frames; "
@@ -298,13 +331,16 @@ def config_from_state_dict(state_dict):
     embed_dim = state_dict["pos_embed"].shape[-1]
     patch_size = state_dict["patch_embed.proj.weight"].shape[-1] if "patch_embed.proj.weight" in state_dict else 16
     fusion = state_dict["conv_downsample.0.weight"]
+    if fusion.dim() != 4 or fusion.shape[1] not in _INPUT_CHANNELS:
+        raise ValueError(f"not a Spatial-AST state dict: the fusion conv has shape {list(fusion.shape)}, expected "
+                         f"[fused channels, {' or '.join(map(str, _INPUT_CHANNELS))} feature maps, 3, 3]")
     depth = 1 + max(int(k.split(".")[1]) for k in state_dict if k.startswith("blocks."))
     return {
         "embed_dim": embed_dim,
         "depth": depth,
         "num_heads": max(1, embed_dim // 64),
         "num_classes": state_dict["head.weight"].shape[0],
-        "num_channels": 2 if fusion.shape[1] == 4 else 1,
+        "num_channels": _INPUT_CHANNELS[fusion.shape[1]],
         "patch_size": patch_size,
         "fusion_channels": fusion.shape[0],
     }

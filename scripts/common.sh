@@ -5,8 +5,9 @@ if [ -x "$REPO/.venv/bin/python" ]; then PY="${PY:-$REPO/.venv/bin/python}"; els
 
 REVERB_TYPE="${1:-binaural}"
 case "$REVERB_TYPE" in
-    binaural|mono) ;;
-    *) echo "error: the first argument is the reverb type, 'binaural' or 'mono' (got '$REVERB_TYPE')" >&2; exit 2 ;;
+    binaural|mono|ambisonics) ;;  # ambisonics: $REVERB_ROOT/ambisonics/<fname>, ACN/SN3D (docs/ambisonics.md)
+    *) echo "error: the first argument is the reverb type, 'binaural', 'mono' or 'ambisonics' (got '$REVERB_TYPE')" >&2
+       exit 2 ;;
 esac
 
 # Layout of the SpatialAudio dataset on the Hugging Face hub (zhisheng01/SpatialAudio), unzipped.

@@ -1,26 +1,35 @@
 #!/usr/bin/env bash
 # The embedded demo, no downloads: generate a small binaural dataset, train a tiny Spatial-AST on it
 # through torchrun, evaluate it on held-out rooms and print the metrics beside chance.
-#   bash scripts/demo.sh [binaural|mono]
+#   bash scripts/demo.sh [binaural|mono|ambisonics]
 # Re-running skips what is done: the environment, the dataset, and finished training (an interrupted
 # run continues from its last checkpoint). Environment (defaults): DEMO_DATA (data/embedded),
-# DEMO_OUT (outputs/demo, outputs/demo-mono for mono), DEMO_EPOCHS (6), NPROC_PER_NODE (GPUs, else CPU cores).
+# DEMO_OUT (outputs/demo, outputs/demo-mono, outputs/demo-ambisonics), DEMO_EPOCHS (6), NPROC_PER_NODE (GPUs,
+# else CPU cores). The same rooms, positions, clips and recipe for all three; only the input and its fusion
+# start differ. Binaural and mono share data/embedded; ambisonics generates data/embedded-ambisonics with the
+# same seed (the same data plus ambisonics/), so that the binaural demo does not pay for ambisonic RIRs.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO"
 
 REVERB_TYPE="${1:-binaural}"
+DEFAULT_DATA="$REPO/data/embedded"; GENERATE=()
 case "$REVERB_TYPE" in
     binaural) DEFAULT_OUT="$REPO/outputs/demo"; FUSION=(--fusion_channels 4 --fusion_init interaural) ;;
     mono) DEFAULT_OUT="$REPO/outputs/demo-mono"; FUSION=(--fusion_channels 1 --fusion_init random) ;;
-    *) echo "error: the argument is the reverb type, 'binaural' or 'mono' (got '$REVERB_TYPE')" >&2; exit 2 ;;
+    # second-order ambisonics: four fused channels that start as W's level and the intensity's x, y, z
+    ambisonics) DEFAULT_OUT="$REPO/outputs/demo-ambisonics"; FUSION=(--fusion_channels 4 --fusion_init intensity)
+                DEFAULT_DATA="$REPO/data/embedded-ambisonics"; GENERATE=(--ambisonic_order 2) ;;
+    *) echo "error: the argument is the reverb type, 'binaural', 'mono' or 'ambisonics' (got '$REVERB_TYPE')" >&2
+       exit 2 ;;
 esac
-DATA="${DEMO_DATA:-$REPO/data/embedded}"
+DATA="${DEMO_DATA:-$DEFAULT_DATA}"
 OUT="${DEMO_OUT:-$DEFAULT_OUT}"
 EPOCHS="${DEMO_EPOCHS:-6}"
 
-# 1. Data: free field to reverberant rooms, random heads; ~40 s on 2 cores, skipped when DATA already holds it.
-"$PY" -m dataset.synthetic.generate --out "$DATA"
+# 1. Data: free field to reverberant rooms, random heads; ~40 s on 2 cores (binaural and mono; several
+#    times that with ambisonics), skipped when DATA already holds it.
+"$PY" -m dataset.synthetic.generate --out "$DATA" "${GENERATE[@]}"
 
 # 2. Processes: one per GPU, else one single-threaded process per CPU core. bf16 only on
 #    GPUs: on CPUs without native bf16 matrix units it is several times slower than fp32.

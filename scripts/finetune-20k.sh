@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fine-tune AudioMAE on AudioSet-20K (balanced) heard through mp3d_reverb rooms.
-#   bash scripts/finetune-20k.sh [binaural|mono]
+#   bash scripts/finetune-20k.sh [binaural|mono|ambisonics]
 # Environment: as scripts/finetune-2m.sh, with TRAIN_JSON ($METADATA/balanced.json) and
 #   OUTPUT_DIR (outputs/finetune-20k/<reverb type>); no sampling weights.
 set -euo pipefail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The paper's recipe: fine-tune AudioMAE on AudioSet-2M (unbalanced) heard through mp3d_reverb rooms.
-#   bash scripts/finetune-2m.sh [binaural|mono]
+#   bash scripts/finetune-2m.sh [binaural|mono|ambisonics]
 # Environment (defaults): DATA_ROOT (./data/SpatialAudio), AUDIO_PATH_ROOT, LABEL_CSV, EVAL_JSON,
 #   REVERB_ROOT and the reverb jsons (see scripts/common.sh), TRAIN_JSON ($METADATA/unbalanced.json),
 #   WEIGHT_CSV ($METADATA/weights/unbalanced_weight.csv), CKPT (AudioMAE pretrained.pth,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Evaluate a checkpoint on the AudioSet eval clips heard through the mp3d_reverb eval rooms.
-#   CKPT=path/to/finetuned.pth bash scripts/inf.sh [binaural|mono]
+#   CKPT=path/to/finetuned.pth bash scripts/inf.sh [binaural|mono|ambisonics]
 # Environment: as scripts/finetune-2m.sh, with CKPT ($DATA_ROOT/SpatialAST/finetuned.pth, the
 #   published model) and OUTPUT_DIR (outputs/eval/<reverb type>). Writes metrics.json and the report.
 set -euo pipefail

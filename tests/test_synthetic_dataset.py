@@ -194,8 +194,28 @@ def test_rerun_skips_a_complete_dataset_and_regenerates_on_new_settings(tmp_path
     assert sorted(os.listdir(out / "binaural")) == ["eval_room00", "train_room00"]
 
 
+def test_ambisonics_are_opt_in_and_change_nothing_else(tiny, tmp_path):
+    """`--ambisonic_order 2` (demo.sh ambisonics) adds ambisonics/ to the same data: the same
+    seed gives the binaural demo's clips, rooms, positions and files, bit for bit, so the
+    three demos are compared on identical held-out rooms. Without it nothing ambisonic is written."""
+    assert not (tiny / "ambisonics").exists() and "ambisonic_order" not in _load(tiny / "meta.json")["settings"]
+    ambisonic = _generate(tmp_path / "ambisonic", "--seed", "0", "--workers", "1", "--ambisonic_order", "2")
+    assert _load(ambisonic / "meta.json")["settings"] == {**_load(tiny / "meta.json")["settings"], "ambisonic_order": 2}
+    files = [f for f in _all_files(tiny) if f != "meta.json"]
+    extra = [f for f in _all_files(ambisonic) if f not in files and f != "meta.json"]
+    _, mismatch, errors = filecmp.cmpfiles(tiny, ambisonic, files, shallow=False)
+    assert mismatch == [] and errors == []
+    rirs = [f for f in files if f.startswith("mono/")]
+    assert sorted(extra) == sorted("ambisonics/" + f[len("mono/"):] for f in rirs)
+    reverberant = [e["fname"] for e in _load(tiny / "train_reverberation.json")["data"] if e["condition"] == "room"]
+    assert reverberant  # the late tail, where the ambisonic noise is drawn, is covered
+    for fname in reverberant:
+        amb, mono = np.load(ambisonic / "ambisonics" / fname), np.load(tiny / "mono" / fname)
+        assert amb.shape == (9, mono.shape[1]) and np.array_equal(amb[0], mono[0])
+
+
 @pytest.mark.parametrize("bad", [["--n_train", "0"], ["--n_eval", "-1"], ["--positions_per_room", "x"],
-                                 ["--workers", "0"], ["--seed", "-2"]])
+                                 ["--workers", "0"], ["--seed", "-2"], ["--ambisonic_order", "3"]])
 def test_bad_arguments_get_a_clear_error(tmp_path, capsys, bad):
     with pytest.raises(SystemExit) as excinfo:
         generate.main(["--out", str(tmp_path / "never"), *bad])
@@ -214,8 +234,8 @@ def test_refuses_to_overwrite_foreign_files(tmp_path):
 
 def test_short_rt60_room_gives_a_finite_impulse_response(tmp_path):
     # Regression: format 1 wrote NaN tails here (round-off made the missing-energy share negative).
-    for kind in ("binaural", "mono"):
+    for kind in generate.RIR_KINDS:
         os.makedirs(tmp_path / kind / "eval_room03")
-    generate.make_position_files(str(tmp_path), 0, "eval", 3, 28)
-    for kind in ("binaural", "mono"):
+    generate.make_position_files(str(tmp_path), 0, "eval", 3, 28, ambisonic_order=2)
+    for kind in generate.RIR_KINDS:
         assert np.all(np.isfinite(np.load(tmp_path / kind / "eval_room03" / "28.npy")))

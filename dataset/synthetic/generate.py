@@ -2,7 +2,7 @@
 
     python -m dataset.synthetic.generate --out DIR [--seed 0] [--n_train 2000]
         [--n_eval 400] [--train_rooms 20] [--eval_rooms 5] [--positions_per_room 40]
-        [--workers N] [--force]
+        [--ambisonic_order {0,1,2}] [--workers N] [--force]
 
 Layout under DIR (audio root DIR/audio, reverb root DIR):
     audio/{train,eval}/<id>.wav            10 s, 32 kHz, mono, 16-bit PCM
@@ -11,11 +11,15 @@ Layout under DIR (audio root DIR/audio, reverb root DIR):
     train_weight.csv                       one sampling weight per training clip
     binaural/<room>/<i>.npy                float32 [2, T] (row 0 left ear, row 1 right ear)
     mono/<room>/<i>.npy                    float32 [1, T]
+    ambisonics/<room>/<i>.npy              with --ambisonic_order N: float32 [(N + 1)^2, T], ACN/SN3D
+                                           (docs/ambisonics.md)
     {train,eval}_reverberation.json        {"data": [{"fname", "sensor_position", ...}]}
     meta.json                              settings, counts, "complete"
 
 Every clip and every room position draws from its own random stream keyed by
-(seed, kind, split, index), so the output is identical for any --workers.
+(seed, kind, split, index), so the output is identical for any --workers. Ambisonic RIRs
+draw last from their position's stream: with or without --ambisonic_order, the same seed
+gives the same clips, rooms, positions and binaural and mono files, bit for bit.
 """
 import argparse
 import csv
@@ -38,8 +42,9 @@ from . import head, rooms, sources
 FORMAT_VERSION = 4
 SPLITS = ("train", "eval")
 _SPLIT_CODE = {"train": 0, "eval": 1}
+RIR_KINDS = ("binaural", "mono", "ambisonics")  # the order rooms.room_impulse_responses returns them in
 _CLIP_STREAM, _ROOM_STREAM, _POSITION_STREAM, _AZIMUTH_STREAM, _CONDITION_STREAM = 0, 1, 2, 3, 4
-_OWNED_DIRS = ("audio", "binaural", "mono")
+_OWNED_DIRS = ("audio", "binaural", "mono", "ambisonics")
 _OWNED_FILES = ("train.json", "eval.json", "class_labels_indices.csv", "train_weight.csv",
                 "train_reverberation.json", "eval_reverberation.json", "meta.json")
 
@@ -62,6 +67,14 @@ _positive_int = _int_at_least(1, "a positive integer")
 _seed = _int_at_least(0, "a non-negative integer seed")
 
 
+def _ambisonic_order(text):
+    what = "an ambisonic order: 0 (none), 1 or 2"
+    value = _int_at_least(0, what)(text)
+    if value > 2:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+    return value
+
+
 def _available_cores():
     try:
         return len(os.sched_getaffinity(0))
@@ -80,6 +93,10 @@ def parse_args(argv=None):
     parser.add_argument("--train_rooms", type=_positive_int, default=20)
     parser.add_argument("--eval_rooms", type=_positive_int, default=5)
     parser.add_argument("--positions_per_room", type=_positive_int, default=40)
+    parser.add_argument("--ambisonic_order", type=_ambisonic_order, default=0,
+                        help="also write ambisonics/<room>/<i>.npy of this order (1: 4 channels, 2: 9; ACN/SN3D) "
+                             "from the same image sources; 0 (default): none. Costs several times the "
+                             "generation time and disk; the other files are the same either way")
     parser.add_argument("--workers", type=_positive_int, default=_available_cores(),
                         help="worker processes (default: all cores); does not change the output")
     parser.add_argument("--force", action="store_true", help="regenerate even if DIR is already complete")
@@ -88,10 +105,18 @@ def parse_args(argv=None):
 
 def settings_of(args):
     """Everything that determines the output (not --workers)."""
-    return {"format_version": FORMAT_VERSION, "seed": args.seed, "n_train": args.n_train, "n_eval": args.n_eval,
-            "train_rooms": args.train_rooms, "eval_rooms": args.eval_rooms,
-            "positions_per_room": args.positions_per_room, "sample_rate": sources.SAMPLE_RATE,
-            "clip_seconds": sources.CLIP_SECONDS, "num_classes": len(sources.CLASSES)}
+    settings = {"format_version": FORMAT_VERSION, "seed": args.seed, "n_train": args.n_train, "n_eval": args.n_eval,
+                "train_rooms": args.train_rooms, "eval_rooms": args.eval_rooms,
+                "positions_per_room": args.positions_per_room, "sample_rate": sources.SAMPLE_RATE,
+                "clip_seconds": sources.CLIP_SECONDS, "num_classes": len(sources.CLASSES)}
+    if args.ambisonic_order:  # recorded only when asked: a binaural dataset's settings do not change
+        settings["ambisonic_order"] = args.ambisonic_order
+    return settings
+
+
+def rir_kinds(settings):
+    """The impulse-response folders a dataset with these settings holds."""
+    return RIR_KINDS if settings.get("ambisonic_order") else RIR_KINDS[:2]
 
 
 # ---------------------------------------------------------------- names
@@ -135,18 +160,19 @@ def source_azimuth(seed, split, room_index, position_index):
     return 2 * np.pi * rooms.condition_quantile(start, position_index)
 
 
-def make_position_files(out, seed, split, room_index, position_index):
+def make_position_files(out, seed, split, room_index, position_index, ambisonic_order=0):
     """Render one listener/source pair of a room, heard by a random head, to binaural/ and
-    mono/; return its json entry."""
+    mono/ (and with `ambisonic_order` to ambisonics/); return its json entry."""
     room = room_of(seed, split, room_index)
     rng = np.random.default_rng([seed, _POSITION_STREAM, _SPLIT_CODE[split], room_index, position_index])
     listener, source = rooms.sample_positions(rng, room, source_azimuth(seed, split, room_index, position_index))
     listener_head = head.sample_head(rng)
-    binaural, mono = rooms.room_impulse_responses(room, listener, source, rng, listener_head=listener_head)
+    rirs = rooms.room_impulse_responses(room, listener, source, rng, listener_head=listener_head,
+                                        ambisonic_order=ambisonic_order)
     name = room_name(split, room_index)
     fname = f"{name}/{position_index}.npy"
-    np.save(os.path.join(out, "binaural", fname), binaural)
-    np.save(os.path.join(out, "mono", fname), mono)
+    for kind, rir in zip(RIR_KINDS, rirs):  # the ambisonic one only when asked for
+        np.save(os.path.join(out, kind, fname), rir)
     return {"fname": fname, "sensor_position": _position_text(listener), "source_position": _position_text(source),
             "room": name, "condition": room.kind, "rt60": round(room.rt60, 4), "room_size": _position_text(room.size),
             "head_radius": round(listener_head.radius, 4)}
@@ -164,7 +190,8 @@ def plan(out, settings):
     seed, tasks = settings["seed"], []
     for split in SPLITS:
         for r in range(settings[f"{split}_rooms"]):
-            tasks += [("position", out, seed, split, r, p) for p in range(settings["positions_per_room"])]
+            tasks += [("position", out, seed, split, r, p, settings.get("ambisonic_order", 0))
+                      for p in range(settings["positions_per_room"])]
     for split in SPLITS:
         tasks += [("clip", out, seed, split, i) for i in range(settings[f"n_{split}"])]
     return tasks
@@ -225,7 +252,7 @@ def _expected_files(out, settings):
         files += [os.path.join(out, "audio", split, clip_id(split, i) + ".wav") for i in range(settings[f"n_{split}"])]
         for r in range(settings[f"{split}_rooms"]):
             for p in range(settings["positions_per_room"]):
-                files += [os.path.join(out, kind, room_name(split, r), f"{p}.npy") for kind in ("binaural", "mono")]
+                files += [os.path.join(out, kind, room_name(split, r), f"{p}.npy") for kind in rir_kinds(settings)]
     return files
 
 
@@ -258,7 +285,7 @@ def prepare_directory(out, settings):
     for split in SPLITS:
         os.makedirs(os.path.join(out, "audio", split), exist_ok=True)
         for r in range(settings[f"{split}_rooms"]):
-            for kind in ("binaural", "mono"):
+            for kind in rir_kinds(settings):
                 os.makedirs(os.path.join(out, kind, room_name(split, r)), exist_ok=True)
 
 

@@ -19,6 +19,8 @@ Rendering a source/listener pair (`room_impulse_responses`):
   leave missing after the first unrendered (order EARLY_ORDER + 1) image could arrive.
   The binaural tail has a diffuse field's interaural coherence, sinc(2 f d / c) with an
   effective ear spacing d, high at low frequency and decorrelated above ~1 kHz.
+- with `ambisonic_order`, the same arrivals encoded in ACN/SN3D ambisonics, and a
+  diffuse-field tail (ambisonics.py).
 
 Walls are uniform (same band absorption everywhere), chosen with Eyring's formula so
 that the room has the sampled RT60 per octave band.
@@ -29,7 +31,7 @@ import numpy as np
 from scipy import fft as sp_fft
 from scipy import ndimage, signal
 
-from . import head
+from . import ambisonics, head
 
 SPEED_OF_SOUND = head.SPEED_OF_SOUND
 SAMPLE_RATE = 32000
@@ -244,12 +246,26 @@ def _diffuse_noise_spectra(rng, n_fft, sr):
     return np.stack([a * common + b * private, a * common - b * private, common]), freqs
 
 
-def late_tail(room, rng, missing, length, sr):
-    """[left, right, centre] late reverberation: octave-band noise decaying at each band's RT60."""
+def late_tail(room, rng, missing, length, sr, independent=0):
+    """[left, right, centre] late reverberation: octave-band noise decaying at each band's RT60,
+    then `independent` more channels of noise uncorrelated with all others. Those are drawn and
+    rendered after the first three, which therefore come out bit for bit the same with or
+    without them (the embedded data's binaural and mono files do not depend on ambisonics)."""
     n_fft = sp_fft.next_fast_len(length, real=True)
     spectra, freqs = _diffuse_noise_spectra(rng, n_fft, sr)
+    tail = _decaying_noise(room, spectra, freqs, n_fft, missing, length, sr)
+    if not independent:
+        return tail
+    extra = rng.standard_normal((independent, len(freqs))) + 1j * rng.standard_normal((independent, len(freqs)))
+    extra_tail = _decaying_noise(room, extra * np.sqrt(n_fft / 2), freqs, n_fft, missing, length, sr)
+    return np.concatenate([tail, extra_tail])
+
+
+def _decaying_noise(room, spectra, freqs, n_fft, missing, length, sr):
+    """Noise of `spectra` [C, n_fft // 2 + 1] (frequencies `freqs`) with each octave band decaying at
+    its RT60, scaled to the late energy `missing` leaves: [C, length]."""
     t = np.arange(length) / sr
-    tail = np.zeros((3, length))
+    tail = np.zeros((len(spectra), length))
     for mask, rt60 in zip(_band_masks(freqs), room.rt60_bands):
         envelope = np.sqrt(_late_density(room, sr) * missing * np.exp(-_LN_1E6 * t / rt60))
         tail += sp_fft.irfft(spectra * mask, n_fft, axis=-1)[:, :length] * envelope
@@ -274,9 +290,11 @@ def free_field_sources(room, source):
 
 
 def room_impulse_responses(room, listener, source, rng, sr=SAMPLE_RATE, early_order=EARLY_ORDER, tail=True,
-                           listener_head=head.NOMINAL_HEAD):
+                           listener_head=head.NOMINAL_HEAD, ambisonic_order=0):
     """Binaural [2, L] (row 0 left ear, row 1 right ear, heard with `listener_head`) and mono
-    [1, L] float32 RIRs.
+    [1, L] float32 RIRs, and with `ambisonic_order` 1 or 2 a third: ambisonic [(order + 1)^2, L],
+    ACN/SN3D (ambisonics.py). The binaural and mono ones do not depend on `ambisonic_order`:
+    the ambisonic tail's extra noise is drawn after theirs.
 
     The direct sound arrives at distance / c after t = 0 (the delay is kept).
     """
@@ -296,20 +314,27 @@ def room_impulse_responses(room, listener, source, rng, sr=SAMPLE_RATE, early_or
     gains = reflection / distance[:, None]
     binaural = head.render_binaural(arrival, offsets, gains, length, sr, listener_head)
     mono = head.render_omni(arrival, gains, length, sr)
+    outputs = [binaural, mono]
+    if ambisonic_order:  # the same arrivals, each a point at the array centre
+        outputs.append(ambisonics.encode_arrivals(arrival, offsets, gains, length, sr, ambisonic_order))
     if tail and not room.free_field:
         unrendered, _ = image_sources(room.size, source, early_order + 1, early_order + 1)
         gate = np.min(np.linalg.norm(unrendered - listener, axis=1)) / SPEED_OF_SOUND
         mid_band_energy = (np.mean(room.reflection[2:4]) ** order / distance) ** 2
         missing = _missing_energy_fraction(room, arrival, mid_band_energy, gate, length, sr)
-        late = late_tail(room, rng, missing, length, sr)
-        binaural, mono = binaural + late[:2], mono + late[2:]
+        extra = len(outputs[2]) - 1 if ambisonic_order else 0
+        late = late_tail(room, rng, missing, length, sr, independent=extra)
+        outputs[0] += late[:2]
+        outputs[1] += late[2:3]
+        if ambisonic_order:  # W gets the mono tail, the other channels independent diffuse noise
+            outputs[2] += ambisonics.diffuse_field(late[2:], ambisonic_order)
     fade = np.cos(0.5 * np.pi * np.linspace(0, 1, int(0.01 * sr))) ** 2  # avoid a truncation click
-    binaural[:, -len(fade):] *= fade
-    mono[:, -len(fade):] *= fade
-    if not (np.all(np.isfinite(binaural)) and np.all(np.isfinite(mono))):
-        raise FloatingPointError(f"non-finite impulse response for room {room.size}, listener {listener}, "
-                                 f"source {source}: a generator bug, please report it")
-    return binaural.astype(np.float32), mono.astype(np.float32)
+    for rir in outputs:
+        rir[:, -len(fade):] *= fade
+        if not np.all(np.isfinite(rir)):
+            raise FloatingPointError(f"non-finite impulse response for room {room.size}, listener {listener}, "
+                                     f"source {source}: a generator bug, please report it")
+    return tuple(rir.astype(np.float32) for rir in outputs)
 
 
 # ---------------------------------------------------------------- measurement
