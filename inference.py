@@ -127,7 +127,6 @@ EARS = {"binaural": 2, "mono": 1}
 class Hearing:
     """How the checkpoint's run read its audio, which inference repeats."""
     normalize: bool  # --audio_normalize: each clip scaled to TARGET_DBFS RMS before the room
-    num_channels: int  # input channels: 2 ears (--reverb_type binaural), 1 (mono), 4 or 9 (ambisonics)
 
 
 def load_model(ckpt_path, label_csv=""):
@@ -143,7 +142,7 @@ def load_model(ckpt_path, label_csv=""):
     try:
         args = checkpoint_args(checkpoint)
         model = build_from_args(args, state, ckpt_path).eval()
-        hearing = Hearing(normalize=bool(args.get("audio_normalize", False)), num_channels=model.num_channels)
+        hearing = Hearing(normalize=bool(args.get("audio_normalize", False)))
     except UsageError:
         raise
     except Exception as error:  # a damaged file can fail anywhere in its contents: one line, not a traceback
@@ -575,7 +574,7 @@ def setup(args):
     """Everything that fails the whole run comes first, before any output is written."""
     device = resolve_device(args.device)
     model, classes, hearing = load_model(args.ckpt, args.label_csv)
-    rir = load_rir_tensor(args.rir, hearing.num_channels)
+    rir = load_rir_tensor(args.rir, model.num_channels)
     if args.plot_dir:
         os.makedirs(args.plot_dir, exist_ok=True)
     return model.to(device), classes, hearing, rir, device

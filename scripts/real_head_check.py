@@ -121,8 +121,9 @@ def check(args, hrirs, azimuth, elevation):
         model, _, hearing = load_model(args.ckpt)
     except UsageError as error:
         raise SystemExit(f"error: {error}") from None
-    if hearing.num_channels != 2:
-        raise SystemExit(f"error: {args.ckpt} is a mono model; the real-head check needs a binaural one")
+    if model.num_channels != 2:
+        raise SystemExit(f"error: {args.ckpt} takes {model.num_channels} input channel(s); the real-head check "
+                         f"needs a binaural (two-ear) model")
     normalize = hearing.normalize  # as the checkpoint's training heard its sources
     clips, true_azimuth, true_elevation = spatialised_clips(args.data, hrirs, azimuth, elevation, normalize)
     predicted = metrics.predicted_classes(predict(model, clips))

@@ -111,10 +111,10 @@ def test_the_level_of_the_eval_clip_matters(evaluated, capsys):
     """The check above can fail: without the run's normalisation the quiet clip's answer moves."""
     reverb_type, data, ckpt, predictions, rows, paths = evaluated
     model, _, hearing = inference.load_model(ckpt)
-    assert hearing.normalize and hearing.num_channels == {"binaural": 2, "mono": 1}[reverb_type]
+    assert hearing.normalize and model.num_channels == {"binaural": 2, "mono": 1}[reverb_type]
     rir = inference.load_rir_tensor(os.path.join(data["root"], reverb_type, rows[0]["rir_fname"]),
-                                    hearing.num_channels)
-    audio = inference.read_input(paths[0], hearing.num_channels, has_rir=True)
+                                    model.num_channels)
+    audio = inference.read_input(paths[0], model.num_channels, has_rir=True)
     window = inference.Window(audio, 0, 0)
     heard = inference.predict_windows(model, [window], rir, "cpu", normalize=True)[0]["events"]
     raw = inference.predict_windows(model, [window], rir, "cpu", normalize=False)[0]["events"]
