@@ -35,7 +35,8 @@ window; `duration_s` says how much of it is audio.
 Output: one JSON line per file and window (stdout unless --output):
   file, input ("binaural", "ambisonics", "mono+rir" or "mono"), start_s, end_s, duration_s,
   classes [{mid, name, prob}] (top-k by sigmoid score), azimuth_deg (0 = right,
-  90 = front), elevation_deg, distance_m (argmax classes), direction_confidence
+  90 = front), elevation_deg, distance_m (argmax classes), lateral_deg (angle off the median
+  plane, + to the right: the posterior mean, as --eval's lateral_MAE scores it), direction_confidence
   (posterior mass of azimuth x elevation within 20 degrees great-circle of the answer),
   distance_confidence (mass within one 0.5 m class of the answer), direction (words).
 
@@ -63,7 +64,7 @@ from models import create_model, frontend
 from models.spatial_ast import SpatialAST, config_from_state_dict
 from util import dist
 from util.checkpoint import CheckpointError, checkpoint_args, describe_error, load_checkpoint, model_state_dict
-from util.metrics import great_circle_degrees
+from util.metrics import great_circle_degrees, predicted_classes
 from util.report import new_figure, save_figure
 
 log = logging.getLogger("inference")
@@ -432,8 +433,10 @@ def direction_confidence(azimuth_prob, elevation_prob, azimuth_class, elevation_
 def describe(window, probs, classes, top_k):
     """The JSON record of one window."""
     top = np.argsort(-probs["events"], kind="stable")[:top_k]
-    azimuth_class, elevation_class = int(probs["azimuth"].argmax()), int(probs["elevation"].argmax())
-    distance_class = int(probs["distance"].argmax())
+    answer = predicted_classes({"azimuth_prob": probs["azimuth"][None], "elevation_prob": probs["elevation"][None],
+                                "distance_prob": probs["distance"][None]})  # the decoding --eval scores
+    azimuth_class, elevation_class = int(answer["azimuth"][0]), int(answer["elevation"][0])
+    distance_class = int(answer["distance"][0])
     azimuth_deg, elevation_deg = (float(v) for v in class_to_degrees(azimuth_class, elevation_class))
     start_s = window.start / SAMPLE_RATE
     return {
@@ -446,6 +449,7 @@ def describe(window, probs, classes, top_k):
                     for i in top],
         "azimuth_deg": azimuth_deg,
         "elevation_deg": elevation_deg,
+        "lateral_deg": round(float(answer["lateral_deg"][0]), 2),
         "distance_m": distance_class * DISTANCE_BIN_M,
         "direction_confidence": round(direction_confidence(probs["azimuth"], probs["elevation"],
                                                            azimuth_class, elevation_class), 4),

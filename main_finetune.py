@@ -137,10 +137,11 @@ def check_args(args):
     for name in ("mask_t_prob", "mask_f_prob"):  # dropping every token row would leave none
         if not 0.0 <= getattr(args, name) < 1.0:
             raise SystemExit(f"error: --{name} must be in [0, 1), got {getattr(args, name)}")
-    max_fusion = {"binaural": 4, "mono": 1, "ambisonics": 12}[args.reverb_type]  # first order: 7, checked later
+    # twice the feature maps (each map with either sign); first-order ambisonics (14) is checked later
+    max_fusion = 2 * {"binaural": 4, "mono": 1, "ambisonics": 12}[args.reverb_type]
     if not 1 <= args.fusion_channels <= max_fusion:
         raise SystemExit(f"error: --fusion_channels must be 1..{max_fusion} with --reverb_type {args.reverb_type} "
-                         f"(the feature maps it fuses), got {args.fusion_channels}")
+                         f"(twice the feature maps it fuses), got {args.fusion_channels}")
     if args.fusion_init == "interaural" and args.reverb_type != "binaural":
         raise SystemExit("error: --fusion_init interaural needs --reverb_type binaural (two ears)")
     if args.fusion_init == "intensity" and args.reverb_type != "ambisonics":
@@ -315,12 +316,12 @@ RUN_ARGS = ("lr", "blr", "min_lr", "warmup_epochs", "epochs", "layer_decay", "we
 def compare_resumed_args(stored, args, path):
     """Refuse shape-changing differences from the checkpoint's run; warn on run-changing ones."""
     current = {**vars(args), "world_size": dist.get_world_size()}
-    changed = lambda names: [n for n in names if n in stored and stored[n] != current.get(n)]  # noqa: E731
-    shapes = changed(SHAPE_ARGS)
+    changed = {n for n in SHAPE_ARGS + RUN_ARGS if n in stored and stored[n] != current.get(n)}
+    shapes = [n for n in SHAPE_ARGS if n in changed]
     if shapes:
         raise CheckpointError(f"{path}: cannot resume with other shapes: " + ", ".join(
             f"--{n} {current.get(n)} (the run used {stored[n]})" for n in shapes))
-    for name in changed(RUN_ARGS):
+    for name in (n for n in RUN_ARGS if n in changed):
         log.warning("resuming with --%s %s; the run in %s used %s", name, current.get(name), path, stored[name])
 
 

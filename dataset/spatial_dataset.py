@@ -97,7 +97,8 @@ class SpatialSoundDataset(Dataset):
     def _add_clip(self, waveform, labels, index, weight, rng, first):
         """Add `weight` x clip `index` (normalised, rolled, scaled) to `waveform` and its labels."""
         index, (samples, scale) = self._read_or_replace(index, rng)
-        scale *= weight * (audio.rms_gain(samples, scale=scale, scratch=self._scratch(len(samples))) if self.normalize else 1.0)
+        gain = audio.rms_gain(samples, scale=scale, scratch=self._scratch(len(samples))) if self.normalize else 1.0
+        scale *= weight * gain
         shift = 0
         if self.roll_mag_aug:
             shift = int(rng.integers(len(samples)))

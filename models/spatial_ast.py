@@ -107,8 +107,8 @@ class SpatialAST(nn.Module):
         self.register_buffer("mel", frontend.mel_matrix(), persistent=False)
         self.mel_blocks = frontend.mel_blocks(self.mel)
         feature_channels = FEATURE_MAPS[num_channels]
-        if not 1 <= fusion_channels <= feature_channels:
-            raise ValueError(f"fusion_channels must be 1..{feature_channels} for {num_channels} input channel(s), "
+        if not 1 <= fusion_channels <= 2 * feature_channels:  # at most each map with either sign
+            raise ValueError(f"fusion_channels must be 1..{2 * feature_channels} for {num_channels} input channel(s), "
                              f"got {fusion_channels}")
         self.fusion_channels = fusion_channels
         self.bn = nn.BatchNorm2d(num_channels, affine=False)
@@ -157,7 +157,8 @@ class SpatialAST(nn.Module):
     def init_fusion_interaural(self):
         """Start the fusion conv on the interaural cues: output channel k begins as the k-th of
         left minus right log-mel (the interaural level difference), mean log-mel (the level),
-        and IPD sin and cos, for as many channels as the model fuses into.
+        IPD sin and IPD cos, then the negatives of the signed ones (right minus left, -sin,
+        -cos), for as many channels as the model fuses into.
 
         For training from scratch. From a random start the conv confounds level and interaural
         cues, and a small run never separates them (scripts/fusion_probe.py measures this).
@@ -165,17 +166,16 @@ class SpatialAST(nn.Module):
         a clean cue from the first step. With one fused channel (the paper's model) that is
         all the start holds and events must be learnt back into it; with two or more, level
         sits beside it. The BatchNorm after the conv puts the IPD maps, ~30x smaller than the
-        normalised log-mels, on the same scale. Pretrained or resumed weights replace this.
+        normalised log-mels, on the same scale. The GELU after it passes a signed cue's
+        positive half and squashes the negative one into (-0.17, 0]: sources on the right
+        (negative level difference) would start nearly invisible, so channels 5-7 carry the
+        mirrored halves (docs/demo.md). Pretrained or resumed weights replace this.
         """
         if self.num_channels != 2:
             raise ValueError("the interaural fusion start needs a binaural model (num_channels=2)")
-        # input order: left, right log-mel, IPD cos, IPD sin; centre taps of the 3x3 kernels
-        starts = ([1.0, -1.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0])
-        with torch.no_grad():
-            weight = self.conv_downsample[0].weight  # [fusion_channels, 4, 3, 3]
-            weight.zero_()
-            for channel, taps in enumerate(starts[:weight.shape[0]]):
-                weight[channel, :, 1, 1] = torch.tensor(taps)
+        # input maps: left, right log-mel, IPD cos, IPD sin; centre taps of the 3x3 kernels
+        ild, level, sin, cos = [1.0, -1.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0]
+        self._init_fusion_centre_taps([ild, level, sin, cos] + [[-t for t in taps] for taps in (ild, sin, cos)])
 
     @property
     def is_ambisonic(self):
@@ -183,8 +183,10 @@ class SpatialAST(nn.Module):
 
     def init_fusion_intensity(self):
         """Start the fusion conv of an ambisonic model on its spatial cues: output channel k
-        begins as the k-th of the log-mel of W (the level) and the intensity direction's x
-        (front), y (left) and z (up) components, for as many channels as the model fuses into.
+        begins as the k-th of the log-mel of W (the level), the intensity direction's x
+        (front), y (left) and z (up) components, then -x, -y and -z (the GELU after the
+        conv passes the positive half of each, as in `init_fusion_interaural`), for as many
+        channels as the model fuses into.
 
         The ambisonic counterpart of `init_fusion_interaural`, for training from scratch: the
         intensity is a ready-made direction, free of the sound's spectrum, and the BatchNorm
@@ -193,12 +195,20 @@ class SpatialAST(nn.Module):
         if not self.is_ambisonic:
             raise ValueError("the intensity fusion start needs an ambisonic model (num_channels 4 or 9)")
         maps = FEATURE_MAPS[self.num_channels]
-        starts = (0, maps - 3, maps - 2, maps - 1)  # input order: log-mels (W first), then x, y, z
+        taps = [[0.0] * maps for _ in range(7)]  # input maps: log-mels (W first), then x, y, z
+        taps[0][0] = 1.0
+        for k, source in enumerate(range(maps - 3, maps)):
+            taps[1 + k][source], taps[4 + k][source] = 1.0, -1.0
+        self._init_fusion_centre_taps(taps)
+
+    def _init_fusion_centre_taps(self, starts):
+        """Zero the fusion conv, then set output channel k's centre taps to starts[k] (one weight
+        per input map); channels beyond the list stay 0, to be learnt."""
         with torch.no_grad():
             weight = self.conv_downsample[0].weight  # [fusion_channels, maps, 3, 3]
             weight.zero_()
-            for channel, source in enumerate(starts[:weight.shape[0]]):
-                weight[channel, source, 1, 1] = 1.0
+            for channel, taps in enumerate(starts[:weight.shape[0]]):
+                weight[channel, :, 1, 1] = torch.tensor(taps)
 
     def no_weight_decay(self):
         return {"pos_embed"}

@@ -4,10 +4,11 @@
 #   bash scripts/demo.sh [binaural|mono|ambisonics]
 # Re-running skips what is done: the environment, the dataset, and finished training (an interrupted
 # run continues from its last checkpoint). Environment (defaults): DEMO_DATA (data/embedded),
-# DEMO_OUT (outputs/demo, outputs/demo-mono, outputs/demo-ambisonics), DEMO_EPOCHS (6), NPROC_PER_NODE (GPUs,
-# else CPU cores). The same rooms, positions, clips and recipe for all three; only the input and its fusion
-# start differ. Binaural and mono share data/embedded; ambisonics generates data/embedded-ambisonics with the
-# same seed (the same data plus ambisonics/), so that the binaural demo does not pay for ambisonic RIRs.
+# DEMO_OUT (outputs/demo, outputs/demo-mono, outputs/demo-ambisonics), DEMO_EPOCHS (6), DEMO_SEED (0; the
+# training seed, the data stays the same), NPROC_PER_NODE (GPUs, else CPU cores). The same rooms,
+# positions, clips and recipe for all three; only the input and its fusion start differ. Binaural and
+# mono share data/embedded; ambisonics generates data/embedded-ambisonics with the same seed (the same
+# data plus ambisonics/), so that the binaural demo does not pay for ambisonic RIRs.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO"
@@ -15,10 +16,10 @@ cd "$REPO"
 REVERB_TYPE="${1:-binaural}"
 DEFAULT_DATA="$REPO/data/embedded"; GENERATE=()
 case "$REVERB_TYPE" in
-    binaural) DEFAULT_OUT="$REPO/outputs/demo"; FUSION=(--fusion_channels 4 --fusion_init interaural) ;;
+    binaural) DEFAULT_OUT="$REPO/outputs/demo"; FUSION=(--fusion_channels 7 --fusion_init interaural) ;;
     mono) DEFAULT_OUT="$REPO/outputs/demo-mono"; FUSION=(--fusion_channels 1 --fusion_init random) ;;
     # second-order ambisonics: four fused channels that start as W's level and the intensity's x, y, z
-    ambisonics) DEFAULT_OUT="$REPO/outputs/demo-ambisonics"; FUSION=(--fusion_channels 4 --fusion_init intensity)
+    ambisonics) DEFAULT_OUT="$REPO/outputs/demo-ambisonics"; FUSION=(--fusion_channels 7 --fusion_init intensity)
                 DEFAULT_DATA="$REPO/data/embedded-ambisonics"; GENERATE=(--ambisonic_order 2) ;;
     *) echo "error: the argument is the reverb type, 'binaural', 'mono' or 'ambisonics' (got '$REVERB_TYPE')" >&2
        exit 2 ;;
@@ -26,6 +27,7 @@ esac
 DATA="${DEMO_DATA:-$DEFAULT_DATA}"
 OUT="${DEMO_OUT:-$DEFAULT_OUT}"
 EPOCHS="${DEMO_EPOCHS:-6}"
+SEED="${DEMO_SEED:-0}"
 
 # 1. Data: free field to reverberant rooms, random heads; ~40 s on 2 cores (binaural and mono; several
 #    times that with ambisonics), skipped when DATA already holds it.
@@ -47,8 +49,10 @@ DATA_FLAGS=(--audio_path_root "$DATA/audio" --label_csv "$DATA/class_labels_indi
 # 3. Train from scratch, a small configuration that learns within minutes (scripts/fusion_probe.py
 #    and the README's demo section give the measurements behind each choice):
 #    - tiny encoder on 32x32 patches (128 tokens): ~4x cheaper than the paper's 512 tokens;
-#    - binaural: four fused channels that start as level difference, level, IPD sin and cos; the
-#      paper's single channel confounds level and interaural cues when trained from scratch;
+#    - binaural: seven fused channels that start as level difference, level, IPD sin and cos, then
+#      the negatives of the signed ones (ambisonics: W's level, intensity x, y, z, -x, -y, -z); the
+#      paper's single channel confounds level and interaural cues when trained from scratch, and the
+#      GELU after the fusion squashes negative values, so each sign of a cue gets its own channel;
 #    - Gaussian soft targets over neighbouring direction and distance bins;
 #    - every source at the paper's -14 dBFS (--audio_normalize), so that the level reaching the ears
 #      is a distance cue: side by side on fixed features it learnt distance, events and the lateral
@@ -65,7 +69,8 @@ RESUME=()
     "${MODEL_FLAGS[@]}" "${FUSION[@]}" --direction_label_sigma 8 --distance_label_sigma 0.5 --audio_normalize \
     --batch_size 8 --epochs "$EPOCHS" --warmup_epochs 0.3 \
     --blr 2.4e-2 --freqm 0 --timem 0 --layer_decay 1.0 --weight_decay 0.05 --drop_path 0 \
-    --event_loss_weight 50 --num_workers 1 --dist_eval --dataset embedded --output_dir "$OUT" "${RESUME[@]}"
+    --event_loss_weight 50 --num_workers 1 --dist_eval --dataset embedded --seed "$SEED" --output_dir "$OUT" \
+    "${RESUME[@]}"
 
 # 4. Evaluate the final model on the held-out rooms: metrics.json (with chance), report, figures.
 #    Not checkpoint-best.pth: that epoch was chosen by mAP on these same rooms.

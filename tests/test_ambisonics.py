@@ -181,6 +181,11 @@ def test_ambisonic_model_shapes_config_and_intensity_fusion_start(channels):
     expected[0, 0] = 1  # W log-mel
     expected[1, channels], expected[2, channels + 1], expected[3, channels + 2] = 1, 1, 1  # x, y, z
     assert torch.equal(centre, expected)
+    model = build_AST_tiny(num_classes=3, num_channels=channels, patch_size=32, fusion_channels=7)
+    model.init_fusion_intensity()
+    centre = model.conv_downsample[0].weight[:, :, 1, 1]
+    assert torch.equal(centre[:4], expected)
+    assert torch.equal(centre[4:], -expected[1:])  # -x, -y, -z: the GELU passes each sign in its own channel
     logits = model(torch.randn(2, 1, SR), torch.randn(2, channels, 4000))
     assert [tuple(t.shape) for t in logits] == [(2, 3), (2, 21), (2, 360), (2, 180)]
     with pytest.raises(ValueError, match="reverbs must be .*channels=" + str(channels)):
@@ -192,8 +197,8 @@ def test_intensity_start_is_refused_for_binaural_and_bad_channel_counts():
         build_AST_tiny(num_classes=3, num_channels=2).init_fusion_intensity()
     with pytest.raises(ValueError, match="num_channels must be 1 .*, 4 or 9"):
         build_AST_tiny(num_classes=3, num_channels=6)
-    with pytest.raises(ValueError, match="fusion_channels must be 1..7"):
-        build_AST_tiny(num_classes=3, num_channels=4, fusion_channels=8)
+    with pytest.raises(ValueError, match="fusion_channels must be 1..14"):
+        build_AST_tiny(num_classes=3, num_channels=4, fusion_channels=15)
 
 
 def test_generator_writes_second_order_ambisonics_beside_binaural_and_mono(tmp_path):

@@ -76,20 +76,20 @@ def test_a_set_mixing_orders_stops_at_the_odd_file(tmp_path):
 
 def test_tiny_ambisonic_run_trains_evaluates_and_records_its_input(hoa_data, tmp_path):
     argv = train_args(hoa_data, tmp_path, "--epochs", "1", "--reverb_type", "ambisonics", "--patch_size", "32",
-                      "--fusion_channels", "4", "--fusion_init", "intensity")
+                      "--fusion_channels", "7", "--fusion_init", "intensity")
     assert main_finetune.run(argv) == 0
     checkpoint = load_checkpoint(str(tmp_path / "checkpoint-last.pth"))
     assert checkpoint["args"]["reverb_type"] == "ambisonics" and checkpoint["args"]["ambisonic_order"] == 2
-    assert checkpoint["model"]["conv_downsample.0.weight"].shape == (4, 12, 3, 3)
+    assert checkpoint["model"]["conv_downsample.0.weight"].shape == (7, 12, 3, 3)
     out = tmp_path / "eval"
     assert main_finetune.run(train_args(hoa_data, out, "--eval", "--reverb_type", "ambisonics", "--patch_size", "32",
-                                        "--fusion_channels", "4",
+                                        "--fusion_channels", "7",
                                         "--finetune", str(tmp_path / "checkpoint-last.pth"))) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["reverb_type"] == "ambisonics" and metrics["num_clips"] == 4 and 0 <= metrics["MAE"] <= 180
     # inference builds the same model from the run's stored arguments
     model, _, _ = inference.load_model(str(tmp_path / "checkpoint-last.pth"))
-    assert (model.num_channels, model.fusion_channels, model.patch_embed.patch_size) == (9, 4, 32)
+    assert (model.num_channels, model.fusion_channels, model.patch_embed.patch_size) == (9, 7, 32)
 
 
 def test_resuming_with_another_ambisonic_order_is_refused():
@@ -102,8 +102,8 @@ def test_resuming_with_another_ambisonic_order_is_refused():
 def test_ambisonic_flags_are_checked(hoa_data, tmp_path):
     with pytest.raises(SystemExit, match="--fusion_init intensity needs --reverb_type ambisonics"):
         main_finetune.run(train_args(hoa_data, tmp_path, "--fusion_init", "intensity"))
-    with pytest.raises(SystemExit, match="--fusion_channels must be 1..12 with --reverb_type ambisonics"):
-        main_finetune.run(train_args(hoa_data, tmp_path, "--reverb_type", "ambisonics", "--fusion_channels", "13"))
+    with pytest.raises(SystemExit, match="--fusion_channels must be 1..24 with --reverb_type ambisonics"):
+        main_finetune.run(train_args(hoa_data, tmp_path, "--reverb_type", "ambisonics", "--fusion_channels", "25"))
 
 
 def test_first_order_data_has_seven_feature_maps_to_fuse(tmp_path):

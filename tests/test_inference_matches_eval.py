@@ -105,6 +105,7 @@ def test_inference_gives_the_eval_answer_for_every_eval_clip(evaluated, capsys):
         assert record["azimuth_deg"] == float(row["pred_azimuth_deg"]), path
         assert record["elevation_deg"] == float(row["pred_elevation_deg"]), path
         assert record["distance_m"] == float(row["pred_distance_m"]), path
+        assert record["lateral_deg"] == pytest.approx(float(row["pred_lateral_deg"]), abs=0.02), path
 
 
 def test_the_level_of_the_eval_clip_matters(evaluated, capsys):

@@ -231,11 +231,33 @@ def test_interaural_start_of_four_fused_channels_is_ild_level_and_ipd():
         assert torch.allclose(fused[:, channel:channel + 1], expected, atol=1e-4), channel
 
 
-def test_fusion_channels_outside_the_feature_maps_are_refused():
-    with pytest.raises(ValueError, match="fusion_channels must be 1..4"):
-        build_AST_tiny(fusion_channels=5)
-    with pytest.raises(ValueError, match="fusion_channels must be 1..1"):
-        build_AST_tiny(num_channels=1, fusion_channels=2)
+def test_seven_fused_channels_hear_left_and_right_alike_from_the_start():
+    # The conv is followed by BatchNorm and GELU, which squashes negative values: with the four
+    # channels above, a source on the right (negative level difference, IPD sin) starts almost
+    # invisible where its mirror image on the left passes. Channels 5-7 start as the negatives
+    # (right minus left, -sin, -cos), so swapping the ears swaps channels 0<->4 and 2<->5 after
+    # the GELU, leaving the level (1), IPD cos (3) and -cos (6) as they are.
+    spectrum = torch.randn(1, 1, 64, 32) * 10
+    ipd = torch.rand(1, 1, 64, 32) * 2 * math.pi - math.pi
+    left = torch.cat([spectrum + 6.0, spectrum, ipd.cos(), ipd.sin()], dim=1)  # left ear 6 dB louder
+    right = torch.cat([spectrum, spectrum + 6.0, ipd.cos(), -ipd.sin()], dim=1)  # the mirror image
+    model = build_AST_tiny(fusion_channels=7).eval()  # eval: BatchNorm at its initial statistics
+    model.init_fusion_interaural()
+    with torch.no_grad():
+        heard_left, heard_right = model.conv_downsample(left), model.conv_downsample(right)
+    assert torch.allclose(heard_right, heard_left[:, [4, 1, 5, 3, 0, 2, 6]], atol=1e-5)
+    assert heard_left[:, 0].mean() > 5 and heard_right[:, 4].mean() > 5  # each side has its channel
+    four = build_AST_tiny(fusion_channels=4).eval()  # control: the right source's level difference is gone
+    four.init_fusion_interaural()
+    with torch.no_grad():
+        assert four.conv_downsample(right)[:, 0].abs().max() < 0.2 < four.conv_downsample(left)[:, 0].min()
+
+
+def test_fusion_channels_outside_twice_the_feature_maps_are_refused():
+    with pytest.raises(ValueError, match="fusion_channels must be 1..8"):
+        build_AST_tiny(fusion_channels=9)
+    with pytest.raises(ValueError, match="fusion_channels must be 1..2"):
+        build_AST_tiny(num_channels=1, fusion_channels=3)
 
 
 @pytest.mark.parametrize("channels", [1, 4])

@@ -105,7 +105,7 @@ def test_small_run_flags_are_checked_before_anything_starts(tiny_data, tmp_path)
         _parse(train_args(tiny_data, tmp_path, "--fusion_init", "interaural", "--reverb_type", "mono"))
     with pytest.raises(SystemExit, match="--direction_label_sigma must be >= 0"):
         _parse(train_args(tiny_data, tmp_path, "--direction_label_sigma", "-1"))
-    with pytest.raises(SystemExit, match="--fusion_channels must be 1..1 with --reverb_type mono"):
+    with pytest.raises(SystemExit, match="--fusion_channels must be 1..2 with --reverb_type mono"):
         _parse(train_args(tiny_data, tmp_path, "--fusion_channels", "4", "--reverb_type", "mono"))
     with pytest.raises(SystemExit):  # argparse: 24 is not one of the patch sizes
         _parse(train_args(tiny_data, tmp_path, "--patch_size", "24"))
@@ -114,14 +114,14 @@ def test_small_run_flags_are_checked_before_anything_starts(tiny_data, tmp_path)
 def test_demo_configuration_trains_and_its_checkpoint_loads_for_inference(tiny_data, tmp_path):
     from inference import load_model
 
-    argv = train_args(tiny_data, tmp_path, "--epochs", "1", "--patch_size", "32", "--fusion_channels", "4",
+    argv = train_args(tiny_data, tmp_path, "--epochs", "1", "--patch_size", "32", "--fusion_channels", "7",
                       "--fusion_init", "interaural",
                       "--direction_label_sigma", "8", "--distance_label_sigma", "0.5")
     assert main_finetune.run(argv) == 0
     model, _, _ = load_model(str(tmp_path / "checkpoint-best.pth"))
     assert model.patch_embed.grid_size == (32, 4)
     fusion = model.conv_downsample[0].weight
-    assert fusion.shape == (4, 4, 3, 3)
+    assert fusion.shape == (7, 4, 3, 3)
     assert fusion[0, 2:].abs().max() > 0  # training moved the IPD taps away from the interaural start
 
 

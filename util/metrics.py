@@ -122,9 +122,9 @@ def lateral_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true, 
 
     Class indices as in `spatial_metrics`; `lateral_pred_deg` [N], if given, is the model's own
     lateral-angle estimate, else the predicted direction's lateral angle is scored. Returns
-    "lateral_MAE" (mean absolute error of the lateral angle, degrees), "front_back_accuracy" (percent of the sources at least
-    FRONT_BACK_MARGIN_DEG in front of or behind the frontal plane whose side is predicted
-    right; a prediction within the plane counts as wrong; NaN if there is no such source) and
+    "lateral_MAE" (mean absolute error of the lateral angle, degrees), "front_back_accuracy"
+    (percent of the sources at least FRONT_BACK_MARGIN_DEG in front of or behind the frontal
+    plane whose side is predicted right; a prediction within the plane counts as wrong; NaN if there is no such source) and
     "front_back_clips" (how many sources that is).
     """
     c = _class_arrays(azimuth_pred=(azimuth_pred, NUM_AZIMUTH_CLASSES),
