@@ -15,7 +15,9 @@ FUSED_CHANNELS:INIT:
 - `1:interaural`: one channel starting as left minus right log-mel, the interaural level
   difference alone (the sound's own spectrum cancels in it);
 - `4:interaural`: four fused channels starting as level difference, level, IPD sin and
-  cos (`SpatialAST.init_fusion_interaural`), as the demo trains.
+  cos (`SpatialAST.init_fusion_interaural`);
+- `7:interaural`: those four plus their signed ones negated (right minus left, -sin, -cos),
+  as the demo trains (the GELU after the fusion passes one sign of each channel).
 The loss is the demo's (soft direction/distance targets by default; `--direction_label_sigma 0
 --distance_label_sigma 0` gives upstream's one-hot one). `--audio_normalize` scales every
 source to the paper's -14 dBFS first, as the demo's training does. Each row also gives the
