@@ -61,7 +61,7 @@ DATA_FLAGS=(--audio_path_root "$DATA/audio" --label_csv "$DATA/class_labels_indi
 #      and over fewer clips the batch's mean level difference, i.e. direction, is subtracted away;
 #    - the events weight is upstream's 1250 rescaled from 355 to 14 classes (the BCE is a mean
 #      over classes), so events do not drown the spatial losses; no SpecAugment; lr 1.5e-3;
-#    - 6 epochs: about 10.5 minutes of training on 2 CPU cores (11.5 for the whole command).
+#    - 6 epochs: about 10.5-11.5 minutes of training on 2 CPU cores (11-12 for the whole command).
 MODEL_FLAGS=(--model build_AST_tiny --patch_size 32 --amp "$AMP")
 RESUME=()
 [ -f "$OUT/checkpoint-last.pth" ] && RESUME=(--resume "$OUT/checkpoint-last.pth")
