@@ -17,8 +17,8 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 import engine_finetune as engine
-from dataset.ambisonics import order_of as ambisonic_order
-from dataset.audio import DataError
+from dataset.ambisonics import ORDER_OF_CHANNELS as AMBISONIC_CHANNELS, order_of as ambisonic_order
+from dataset.audio import RIR_CHANNELS, DataError
 from dataset.metadata import load_class_table, load_clip_weights, load_room_impulses
 from dataset.samplers import WeightedDistributedSampler
 from dataset.spatial_dataset import SpatialSoundDataset
@@ -73,12 +73,13 @@ def get_args_parser():
                         "random tokens at rate mask_t_prob")
     p.add_argument("--fusion_channels", type=int, default=1,
                    help="channels the 3x3 conv fuses the feature maps into: 1 (the paper's model, needed for "
-                        "its checkpoints) up to 4 binaural / 1 mono / 7 or 12 ambisonics (first or second order); "
+                        "its checkpoints) up to 8 binaural / 2 mono / 7 or 12 ambisonics (first or second order); "
                         "more keep level and spatial cues apart")
     p.add_argument("--fusion_init", choices=["random", "interaural", "intensity"], default="random",
                    help="start of the fusion conv when training from scratch: random (upstream), interaural "
-                        "(level difference, then level, IPD sin and cos, one per fused channel; binaural only) "
-                        "or intensity (W level, then intensity x, y, z; ambisonics only)")
+                        "(level difference, then level, IPD sin and cos, then right minus left, -sin, -cos, one "
+                        "per fused channel; binaural only) or intensity (W level, then intensity x, y, z, -x, -y, "
+                        "-z; ambisonics only)")
     p.add_argument("--finetune", default="", help="initialise from an AudioMAE or Spatial-AST checkpoint")
     p.add_argument("--resume", default="", help="continue a run from its checkpoint-last.pth")
     p.add_argument("--start_epoch", type=int, default=0)
@@ -124,6 +125,13 @@ def get_args_parser():
     return p
 
 
+def max_fusion_channels(reverb_type, input_channels):
+    """How many channels the fusion conv may fuse the feature maps into: binaural and mono each map
+    with either sign (--fusion_init's mirrored halves), ambisonics its maps (7 or 12)."""
+    maps = FEATURE_MAPS[input_channels]
+    return maps if reverb_type == "ambisonics" else 2 * maps
+
+
 def check_args(args):
     """Refuse bad flag combinations before anything expensive starts."""
     needed = ["audio_path_root", "audioset_eval", "label_csv", "reverb_path_root", "reverb_val"]
@@ -137,11 +145,12 @@ def check_args(args):
     for name in ("mask_t_prob", "mask_f_prob"):  # dropping every token row would leave none
         if not 0.0 <= getattr(args, name) < 1.0:
             raise SystemExit(f"error: --{name} must be in [0, 1), got {getattr(args, name)}")
-    # twice the feature maps (each map with either sign); first-order ambisonics (14) is checked later
-    max_fusion = 2 * {"binaural": 4, "mono": 1, "ambisonics": 12}[args.reverb_type]
+    # before any data is read, so ambisonics at second order; the run's own order is checked once the data says it
+    channels = RIR_CHANNELS.get(args.reverb_type, max(AMBISONIC_CHANNELS))
+    max_fusion = max_fusion_channels(args.reverb_type, channels)
     if not 1 <= args.fusion_channels <= max_fusion:
-        raise SystemExit(f"error: --fusion_channels must be 1..{max_fusion} with --reverb_type {args.reverb_type} "
-                         f"(twice the feature maps it fuses), got {args.fusion_channels}")
+        raise SystemExit(f"error: --fusion_channels must be 1..{max_fusion} with --reverb_type {args.reverb_type}, "
+                         f"got {args.fusion_channels}")
     if args.fusion_init == "interaural" and args.reverb_type != "binaural":
         raise SystemExit("error: --fusion_init interaural needs --reverb_type binaural (two ears)")
     if args.fusion_init == "intensity" and args.reverb_type != "ambisonics":
@@ -397,7 +406,7 @@ def main(args):
             raise SystemExit(f"error: the training impulse responses have {train_set.channels} channels and the "
                              f"evaluation ones {val_set.channels}; one ambisonic order is needed")
         args.ambisonic_order = ambisonic_order(val_set.channels)
-        if args.fusion_channels > FEATURE_MAPS[val_set.channels]:
+        if args.fusion_channels > max_fusion_channels(args.reverb_type, val_set.channels):
             raise SystemExit(f"error: --fusion_channels {args.fusion_channels}: order-{args.ambisonic_order} "
                              f"ambisonics gives {FEATURE_MAPS[val_set.channels]} feature maps to fuse")
     model = build_model(args, num_channels=val_set.channels)

@@ -18,7 +18,7 @@ DEFAULT_DATA="$REPO/data/embedded"; GENERATE=()
 case "$REVERB_TYPE" in
     binaural) DEFAULT_OUT="$REPO/outputs/demo"; FUSION=(--fusion_channels 7 --fusion_init interaural) ;;
     mono) DEFAULT_OUT="$REPO/outputs/demo-mono"; FUSION=(--fusion_channels 1 --fusion_init random) ;;
-    # second-order ambisonics: four fused channels that start as W's level and the intensity's x, y, z
+    # second-order ambisonics: seven fused channels, W's level, the intensity's x, y, z and their negatives
     ambisonics) DEFAULT_OUT="$REPO/outputs/demo-ambisonics"; FUSION=(--fusion_channels 7 --fusion_init intensity)
                 DEFAULT_DATA="$REPO/data/embedded-ambisonics"; GENERATE=(--ambisonic_order 2) ;;
     *) echo "error: the argument is the reverb type, 'binaural', 'mono' or 'ambisonics' (got '$REVERB_TYPE')" >&2

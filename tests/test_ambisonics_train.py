@@ -102,8 +102,8 @@ def test_resuming_with_another_ambisonic_order_is_refused():
 def test_ambisonic_flags_are_checked(hoa_data, tmp_path):
     with pytest.raises(SystemExit, match="--fusion_init intensity needs --reverb_type ambisonics"):
         main_finetune.run(train_args(hoa_data, tmp_path, "--fusion_init", "intensity"))
-    with pytest.raises(SystemExit, match="--fusion_channels must be 1..24 with --reverb_type ambisonics"):
-        main_finetune.run(train_args(hoa_data, tmp_path, "--reverb_type", "ambisonics", "--fusion_channels", "25"))
+    with pytest.raises(SystemExit, match="--fusion_channels must be 1..12 with --reverb_type ambisonics"):
+        main_finetune.run(train_args(hoa_data, tmp_path, "--reverb_type", "ambisonics", "--fusion_channels", "13"))
 
 
 def test_first_order_data_has_seven_feature_maps_to_fuse(tmp_path):
