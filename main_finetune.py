@@ -23,7 +23,7 @@ from dataset.metadata import load_class_table, load_clip_weights, load_room_impu
 from dataset.samplers import WeightedDistributedSampler
 from dataset.spatial_dataset import SpatialSoundDataset
 from models import MODELS, create_model
-from models.spatial_ast import FEATURE_MAPS
+from models.spatial_ast import EVENT_POOLS, FEATURE_MAPS
 from util import dist, metrics
 from util.checkpoint import (CheckpointError, checkpoint_args, describe_error, load_checkpoint, load_pretrained,
                               load_weights_strictly, save_checkpoint)
@@ -80,6 +80,10 @@ def get_args_parser():
                         "(level difference, then level, IPD sin and cos, then right minus left, -sin, -cos, one "
                         "per fused channel; binaural only) or intensity (W level, then intensity x, y, z, -x, -y, "
                         "-z; ambisonics only)")
+    p.add_argument("--event_pool", choices=list(EVENT_POOLS), default="cls",
+                   help="what the events head reads: its CLS token (cls, the paper's model) or the mean of the "
+                        "patch tokens (mean, AudioMAE's fine-tuning pool), which every token feeds from the start; "
+                        "the same weights either way")
     p.add_argument("--finetune", default="", help="initialise from an AudioMAE or Spatial-AST checkpoint")
     p.add_argument("--resume", default="", help="continue a run from its checkpoint-last.pth")
     p.add_argument("--start_epoch", type=int, default=0)
@@ -225,7 +229,8 @@ def build_loaders(args, train_set, val_set, device):
 def build_model(args, num_channels):
     model = create_model(args.model, num_classes=args.nb_classes, drop_path_rate=args.drop_path,
                          patch_size=args.patch_size, num_channels=num_channels, freqm=args.freqm,
-                         timem=args.timem, mask_2d=args.mask_2d, fusion_channels=args.fusion_channels)
+                         timem=args.timem, mask_2d=args.mask_2d, fusion_channels=args.fusion_channels,
+                         event_pool=args.event_pool)
     if args.fusion_init == "interaural":
         model.init_fusion_interaural()
     elif args.fusion_init == "intensity":
@@ -310,8 +315,9 @@ def checkpoint_state(model, optimizer, scaler, epoch, args, classes, best_map, r
             "classes": classes.as_records(), "best_mAP": best_map, "rng": rng_states}
 
 
-# Stored arguments that fix tensor shapes: another value cannot continue the checkpoint's run.
-SHAPE_ARGS = ("model", "nb_classes", "patch_size", "fusion_channels", "reverb_type", "ambisonic_order")
+# Stored arguments that define the model (its tensor shapes, or what it reads them as): another
+# value cannot continue the checkpoint's run.
+MODEL_ARGS = ("model", "nb_classes", "patch_size", "fusion_channels", "event_pool", "reverb_type", "ambisonic_order")
 # Stored arguments that change what the run computes: another value makes a different experiment.
 RUN_ARGS = ("lr", "blr", "min_lr", "warmup_epochs", "epochs", "layer_decay", "weight_decay", "clip_grad",
              "batch_size", "accum_iter", "world_size", "amp", "event_loss_weight", "distance_loss_weight",
@@ -325,11 +331,11 @@ RUN_ARGS = ("lr", "blr", "min_lr", "warmup_epochs", "epochs", "layer_decay", "we
 def compare_resumed_args(stored, args, path):
     """Refuse shape-changing differences from the checkpoint's run; warn on run-changing ones."""
     current = {**vars(args), "world_size": dist.get_world_size()}
-    changed = {n for n in SHAPE_ARGS + RUN_ARGS if n in stored and stored[n] != current.get(n)}
-    shapes = [n for n in SHAPE_ARGS if n in changed]
-    if shapes:
-        raise CheckpointError(f"{path}: cannot resume with other shapes: " + ", ".join(
-            f"--{n} {current.get(n)} (the run used {stored[n]})" for n in shapes))
+    changed = {n for n in MODEL_ARGS + RUN_ARGS if n in stored and stored[n] != current.get(n)}
+    model_changes = [n for n in MODEL_ARGS if n in changed]
+    if model_changes:
+        raise CheckpointError(f"{path}: cannot resume with another model: " + ", ".join(
+            f"--{n} {current.get(n)} (the run used {stored[n]})" for n in model_changes))
     for name in (n for n in RUN_ARGS if n in changed):
         log.warning("resuming with --%s %s; the run in %s used %s", name, current.get(name), path, stored[name])
 

@@ -31,6 +31,8 @@ FROZEN_FRONTEND_KEYS = (
 )
 TARGET_FRAMES = 1024  # 10.24 s of hop-320 frames: the encoder's fixed time extent
 DIS_TOKEN, DOA_TOKEN, EVENT_TOKEN = 0, 1, 2
+NUM_CLS_TOKENS = 3
+EVENT_POOLS = ("cls", "mean")
 # Input channels -> front-end feature maps: mono log-mel; binaural left/right log-mel and IPD
 # cos/sin; first- (4) or second-order (9) ambisonics: each channel's log-mel and the intensity (x, y, z).
 FEATURE_MAPS = {1: 1, 2: 4, 4: 7, 9: 12}
@@ -90,8 +92,10 @@ def drop_random_tokens(x, mask_prob):
 class SpatialAST(nn.Module):
     def __init__(self, num_classes=355, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0,
                  qkv_bias=True, drop_path_rate=0.1, num_channels=2, freqm=48, timem=192,
-                 patch_size=16, num_cls_tokens=3, mask_2d=True, fusion_channels=1):
+                 patch_size=16, num_cls_tokens=3, mask_2d=True, fusion_channels=1, event_pool="cls"):
         super().__init__()
+        if event_pool not in EVENT_POOLS:
+            raise ValueError(f"event_pool must be one of {EVENT_POOLS}, got {event_pool!r}")
         if num_channels not in FEATURE_MAPS:
             raise ValueError(f"num_channels must be 1 (mono), 2 (binaural), 4 or 9 (first- or second-order "
                              f"ambisonics), got {num_channels}")
@@ -111,6 +115,9 @@ class SpatialAST(nn.Module):
             raise ValueError(f"fusion_channels must be 1..{2 * feature_channels} for {num_channels} input channel(s), "
                              f"got {fusion_channels}")
         self.fusion_channels = fusion_channels
+        # "cls": the events CLS token (the paper); "mean": the mean of the patch tokens (AudioMAE's
+        # global pool), which every token feeds from the first step. Same parameters either way.
+        self.event_pool = event_pool
         self.bn = nn.BatchNorm2d(num_channels, affine=False)
         # The paper fuses the feature maps into ONE channel (fusion_channels=1, the published
         # model); more channels keep level and interaural cues apart for small from-scratch runs.
@@ -245,8 +252,9 @@ class SpatialAST(nn.Module):
         for block in self.blocks:
             x = block(x)
         doa = self.doa_norm(x[:, DOA_TOKEN])
+        events = x[:, EVENT_TOKEN] if self.event_pool == "cls" else x[:, NUM_CLS_TOKENS:].mean(dim=1)
         return (
-            self.head(self.fc_norm(x[:, EVENT_TOKEN])),
+            self.head(self.fc_norm(events)),
             self.distance_head(self.dis_norm(x[:, DIS_TOKEN])),
             self.azimuth_head(doa),
             self.elevation_head(doa),

@@ -18,6 +18,8 @@ FUSED_CHANNELS:INIT:
   cos (`SpatialAST.init_fusion_interaural`);
 - `7:interaural`: those four plus their signed ones negated (right minus left, -sin, -cos),
   as the demo trains (the GELU after the fusion passes one sign of each channel).
+A third field `:mean` reads the events from the mean of the patch tokens instead of their CLS
+token (`--event_pool mean`), e.g. `7:interaural:mean`.
 The loss is the demo's (soft direction/distance targets by default; `--direction_label_sigma 0
 --distance_label_sigma 0` gives upstream's one-hot one). `--audio_normalize` scales every
 source to the paper's -14 dBFS first, as the demo's training does. Each row also gives the
@@ -78,11 +80,21 @@ def held_out_metrics(model, data, batch_size=50):
     return result
 
 
+def parse_start(start):
+    """FUSED_CHANNELS:INIT[:POOL] -> (channels, init, events pool); SystemExit naming it if malformed."""
+    parts = start.split(":")
+    if (len(parts) not in (2, 3) or not parts[0].isdigit() or parts[1] not in ("random", "interaural")
+            or parts[2:] not in ([], ["cls"], ["mean"])):
+        raise SystemExit(f"error: --starts takes FUSED_CHANNELS:INIT[:mean] with INIT random or interaural, "
+                         f"got {start!r}")
+    return int(parts[0]), parts[1], parts[2] if len(parts) == 3 else "cls"
+
+
 def train(start, train_data, eval_data, args):
-    fused_channels, init = start.split(":")
+    fused_channels, init, event_pool = parse_start(start)
     torch.manual_seed(args.seed)
     model = create_model("build_AST_tiny", num_classes=train_data["labels"].shape[1], patch_size=args.patch_size,
-                         drop_path_rate=0.0, freqm=0, timem=0, fusion_channels=int(fused_channels))
+                         drop_path_rate=0.0, freqm=0, timem=0, fusion_channels=fused_channels, event_pool=event_pool)
     if init == "interaural":
         model.init_fusion_interaural()
     loss_args = SimpleNamespace(event_loss_weight=50.0, distance_loss_weight=1.0, direction_loss_weight=2.0,  # the demo's
@@ -126,7 +138,7 @@ def main():
     p.add_argument("--data", default="data/embedded", help="an embedded dataset (python -m dataset.synthetic.generate)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--starts", nargs="+", default=["1:random", "1:interaural", "4:interaural"],
-                   help="FUSED_CHANNELS:INIT pairs, INIT random or interaural")
+                   help="FUSED_CHANNELS:INIT[:mean], INIT random or interaural")
     p.add_argument("--patch_size", type=int, default=32, help="32: 128 tokens, 4x cheaper than the model's 16")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -136,6 +148,8 @@ def main():
     p.add_argument("--audio_normalize", action="store_true", help="scale every source to -14 dBFS, as the demo")
     args = p.parse_args()
 
+    for start in args.starts:  # before minutes of feature extraction
+        parse_start(start)
     classes = load_class_table(f"{args.data}/class_labels_indices.csv")
     train_set = load_split(args.data, "train", classes, True, args.audio_normalize)
     eval_set = load_split(args.data, "eval", classes, False, args.audio_normalize)
@@ -148,8 +162,6 @@ def main():
     print(f"{'chance':>12}         {format_row(chance)}", flush=True)
     print(f"eval labels: {len(np.unique(eval_data['spatial'][:, 1].numpy()))} distinct azimuths", flush=True)
     for start in args.starts:
-        if start.split(":")[-1] not in ("random", "interaural"):
-            raise SystemExit(f"error: --starts takes FUSED_CHANNELS:INIT with INIT random or interaural, got {start!r}")
         train(start, train_data, eval_data, args)
 
 

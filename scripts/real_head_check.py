@@ -16,8 +16,9 @@ embedded data was made with, and prints what the model hears:
 - lateral MAE beside a constant guess's (the median lateral angle of the directions);
 - front/back accuracy and the great-circle MAE, for information.
 
-With --kemar_table it prints KEMAR's band level differences and ITD on the horizon, the
-reference values that tests/test_synthetic_physics.py pins the synthetic head against.
+With --kemar_table it prints KEMAR's band level differences and ITD on the horizon and its
+pinna notch straight ahead at four elevations, the reference values that
+tests/test_synthetic_physics.py pins the synthetic head against.
 """
 import argparse
 import json
@@ -83,6 +84,24 @@ def print_kemar_table(hrirs, azimuth, elevation):
               + f"   {itd_ms(hrirs[i], (80, 600)):.3f} {itd_ms(hrirs[i], (2000, 10000)):.3f}")
 
 
+def pinna_notch(x, search_hz=(5000, 12000), n=4096):
+    """(Hz, dB) of the deepest spectral dip of one ear's response against the median level of the
+    two-thirds of an octave around each frequency: a sharp notch, not the slope of the spectrum."""
+    f = np.fft.rfftfreq(n, 1 / audio.SAMPLE_RATE)
+    level = 20 * np.log10(np.abs(np.fft.rfft(x, n)) + 1e-12)
+    search = np.flatnonzero((f > search_hz[0]) & (f < search_hz[1]))
+    dips = level[search] - np.array([np.median(level[(f > f[i] / 1.26) & (f < f[i] * 1.26)]) for i in search])
+    return f[search[np.argmin(dips)]], dips.min()
+
+
+def print_kemar_notches(hrirs, azimuth, elevation):
+    print("elevation (deg), straight ahead   right ear's pinna notch: frequency (Hz), depth against its neighbourhood (dB)")
+    for target in (-20, 0, 20, 40):
+        i = int(np.argmin(np.abs((azimuth - 90 + 180) % 360 - 180) + np.abs(elevation - target)))
+        hz, db = pinna_notch(hrirs[i, 1])
+        print(f"{elevation[i]:6.1f}  {hz:7.0f} {db:6.1f}")
+
+
 def spatialised_clips(data, hrirs, azimuth, elevation, normalize, seed=0):
     """(binaural clips [N, 2, T], azimuth class [N], elevation class [N]) of the eval clips."""
     with open(os.path.join(data, "eval.json")) as f:
@@ -139,6 +158,7 @@ def check(args, hrirs, azimuth, elevation):
               "lateral_MAE": result["lateral_MAE"], "lateral_MAE_constant": constant_lateral,
               "lateral_MAE_ratio": result["lateral_MAE"] / constant_lateral,
               "front_back_accuracy": result["front_back_accuracy"], "MAE": result["MAE"],
+              "MAE_front_back_resolved": result["MAE_front_back_resolved"],
               "pred_lateral_abs_max": float(np.abs(pred_lateral).max())}
     print(f"KEMAR (MIT, anechoic), {len(clips)} eval clips within {MAX_ELEVATION_DEG:g} deg of the horizon "
           f"(source level normalised: {normalize}):")
@@ -147,7 +167,8 @@ def check(args, hrirs, azimuth, elevation):
     print(f"  lateral MAE {result['lateral_MAE']:.1f} deg against {constant_lateral:.1f} deg for a constant guess "
           f"= {report['lateral_MAE_ratio']:.2f}x (target <= 0.5x); largest predicted |lateral| "
           f"{report['pred_lateral_abs_max']:.0f} deg")
-    print(f"  front/back {result['front_back_accuracy']:.1f} %, great-circle MAE {result['MAE']:.1f} deg")
+    print(f"  front/back {result['front_back_accuracy']:.1f} %, great-circle MAE {result['MAE']:.1f} deg "
+          f"({result['MAE_front_back_resolved']:.1f} with front/back confusions resolved)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
@@ -158,13 +179,15 @@ def main():
     p.add_argument("--ckpt", help="a binaural Spatial-AST checkpoint, e.g. outputs/demo/checkpoint-last.pth")
     p.add_argument("--data", default="data/embedded", help="an embedded dataset: its eval clips are the sounds")
     p.add_argument("--json", default="", help="also write the figures to this json file")
-    p.add_argument("--kemar_table", action="store_true", help="print KEMAR's band ILDs and ITDs on the horizon")
+    p.add_argument("--kemar_table", action="store_true", help="print KEMAR's band ILDs and ITDs on the horizon and its pinna notch "
+                                                                  "straight ahead")
     args = p.parse_args()
     if not (args.ckpt or args.kemar_table):
         p.error("give --ckpt CKPT, or --kemar_table")
     hrirs, azimuth, elevation = load_kemar()
     if args.kemar_table:
         print_kemar_table(hrirs, azimuth, elevation)
+        print_kemar_notches(hrirs, azimuth, elevation)
     if args.ckpt:
         torch.set_grad_enabled(False)
         check(args, hrirs, azimuth, elevation)

@@ -93,7 +93,7 @@ def test_tiny_ambisonic_run_trains_evaluates_and_records_its_input(hoa_data, tmp
 
 
 def test_resuming_with_another_ambisonic_order_is_refused():
-    with pytest.raises(CheckpointError, match=r"last.pth: cannot resume with other shapes: --ambisonic_order 1 "
+    with pytest.raises(CheckpointError, match=r"last.pth: cannot resume with another model: --ambisonic_order 1 "
                                               r"\(the run used 2\)"):
         main_finetune.compare_resumed_args({"reverb_type": "ambisonics", "ambisonic_order": 2},
                                            argparse.Namespace(reverb_type="ambisonics", ambisonic_order=1), "last.pth")

@@ -19,6 +19,7 @@ from util.metrics import (  # noqa: E402
     lateral_metrics,
     mean_average_precision,
     predicted_classes,
+    resolve_front_back,
     spatial_metrics,
 )
 
@@ -200,6 +201,22 @@ def test_lateral_metrics_worked_example():
     assert lateral_metrics([90], [HORIZON], [14], [HORIZON])["front_back_clips"] == 0
     assert np.isnan(lateral_metrics([90], [HORIZON], [14], [HORIZON])["front_back_accuracy"])
     assert lateral_metrics([90], [HORIZON], [15], [HORIZON])["front_back_accuracy"] == 100.0
+
+
+def test_front_back_resolved_mae_worked_example():
+    # the lateral example's clips: only clip 0 is confused (front for back); mirrored to (315, 0) it is
+    # exact, its 90 degrees drop out of the sum. Clip 3's prediction lies in the frontal plane, on
+    # neither side, so it is not a confusion and keeps its 80 degrees; clip 4 is on the right side.
+    az_pred, el_pred = [45, 90, 0, 180, 270], [HORIZON] * 4 + [HORIZON + 30]
+    az_true, el_true = [315, 60, 0, 100, 260], [HORIZON] * 5
+    clip4 = great_circle_degrees(270, 30, 260, 0)
+    result = spatial_metrics(az_pred, el_pred, az_true, el_true, [0] * 5, [0] * 5)
+    assert result["MAE"] == pytest.approx((90 + 30 + 0 + 80 + clip4) / 5)
+    assert result["MAE_front_back_resolved"] == pytest.approx((0 + 30 + 0 + 80 + clip4) / 5)
+    # mirroring keeps the elevation and the lateral angle: up and behind-left for up and front-left
+    azimuth, elevation = resolve_front_back(np.array([200.0]), np.array([40.0]), np.array([150.0]), np.array([40.0]))
+    assert (azimuth[0], elevation[0]) == (160.0, 40.0)
+    assert lateral_degrees(160.0, 40.0) == pytest.approx(lateral_degrees(200.0, 40.0))
 
 
 def test_chance_lateral_angle_and_side():

@@ -260,6 +260,31 @@ def test_fusion_channels_outside_twice_the_feature_maps_are_refused():
         build_AST_tiny(num_channels=1, fusion_channels=3)
 
 
+def test_mean_event_pool_changes_only_the_events_and_keeps_the_published_weights():
+    torch.manual_seed(0)
+    cls_model = build_AST_tiny(num_classes=5).eval()
+    mean_model = build_AST_tiny(num_classes=5, event_pool="mean").eval()
+    assert {k: v.shape for k, v in mean_model.state_dict().items()} == {
+        k: v.shape for k, v in cls_model.state_dict().items()}  # the published checkpoint loads into either
+    mean_model.load_state_dict(cls_model.state_dict())
+    features = torch.randn(2, 4, 1024, 128)
+    with torch.no_grad():
+        by_cls, by_mean = cls_model.forward_features(features), mean_model.forward_features(features)
+    for spatial_cls, spatial_mean in zip(by_cls[1:], by_mean[1:]):
+        assert torch.equal(spatial_cls, spatial_mean)  # distance and direction keep their CLS tokens
+    assert not torch.allclose(by_cls[0], by_mean[0])
+    # the pooled events answer for the whole clip: zeroing the events CLS token's embedding moves
+    # the CLS-read events by far more than the mean-pooled ones (which see it only through attention)
+    with torch.no_grad():
+        for model in (cls_model, mean_model):
+            model.cls_tokens[:, 2] = 0.0
+        moved_cls = (cls_model.forward_features(features)[0] - by_cls[0]).abs().mean()
+        moved_mean = (mean_model.forward_features(features)[0] - by_mean[0]).abs().mean()
+    assert moved_mean < 0.2 * moved_cls
+    with pytest.raises(ValueError, match="event_pool must be one of"):
+        build_AST_tiny(event_pool="max")
+
+
 @pytest.mark.parametrize("channels", [1, 4])
 def test_patch_embedding_equals_the_strided_convolution(channels):
     embed = PatchEmbed((64, 32), 16, 24, in_channels=channels)

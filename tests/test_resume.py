@@ -36,13 +36,17 @@ def test_a_resumed_run_ends_exactly_where_the_uninterrupted_one_does(runs):
     assert len(a["rng"]) == 1 and set(a["rng"][0]) == {"cpu", "cuda"}
 
 
-def test_shape_changes_are_refused_before_anything_loads(runs, tmp_path):
+def test_model_changes_are_refused_before_anything_loads(runs, tmp_path):
     data, _, first, _ = runs
     last = str(first / "checkpoint-last.pth")
-    with pytest.raises(SystemExit, match=r"cannot resume with other shapes: --patch_size 16 \(the run used 32\)"):
+    with pytest.raises(SystemExit, match=r"cannot resume with another model: --patch_size 16 \(the run used 32\)"):
         main_finetune.run(train_args(data, tmp_path, "--epochs", "2", "--batch_size", "2", "--resume", last))
     with pytest.raises(SystemExit, match=r"--reverb_type mono \(the run used binaural\)"):
         main_finetune.run(train_args(data, tmp_path, "--epochs", "2", *FAST, "--reverb_type", "mono",
+                                     "--resume", last))
+    # same shapes, but the events head would read other tokens than the ones it was trained on
+    with pytest.raises(SystemExit, match=r"--event_pool mean \(the run used cls\)"):
+        main_finetune.run(train_args(data, tmp_path, "--epochs", "2", *FAST, "--event_pool", "mean",
                                      "--resume", last))
 
 

@@ -186,13 +186,36 @@ def test_near_source_is_louder_in_the_near_ear_at_every_frequency():
     assert low_ild(10.0) - low_ild(40.0) == pytest.approx(0.0, abs=0.2)
 
 
-def test_pinna_notch_moves_with_elevation():
-    def notch_hz(elevation):
-        spectrum = np.abs(np.fft.rfft(head.free_field_hrir(90, elevation, 2.0, SR)[0], 8192))
-        f = np.fft.rfftfreq(8192, 1 / SR)
-        search = (f > 4000) & (f < 14000)
-        return f[search][np.argmin(spectrum[search])]
-    assert notch_hz(-40) < notch_hz(0) < notch_hz(40)
+# KEMAR's (MIT) first pinna notch straight ahead, right ear: elevation -> (Hz, dB below the median
+# level of the two-thirds of an octave around it), from `python scripts/real_head_check.py --kemar_table`.
+KEMAR_NOTCH = {-20: (6680, -12.6), 0: (8172, -25.9), 20: (9422, -11.2), 40: (10789, -27.5)}
+
+
+def deepest_dip(x, n=4096):
+    f = np.fft.rfftfreq(n, 1 / SR)
+    level = 20 * np.log10(np.abs(np.fft.rfft(x, n)))
+    candidates = np.flatnonzero((f > 5000) & (f < 12000))
+    dips = [level[i] - np.median(level[(f > f[i] / 1.26) & (f < f[i] * 1.26)]) for i in candidates]
+    return f[candidates[int(np.argmin(dips))]], min(dips)
+
+
+def test_pinna_notch_follows_kemar_in_frequency_and_depth():
+    for elevation, (kemar_hz, kemar_db) in KEMAR_NOTCH.items():
+        hz, db = deepest_dip(head.free_field_hrir(90, elevation, 1.4, SR)[1])
+        assert hz == pytest.approx(kemar_hz, abs=400), elevation  # 6633, 8000, 9367, 10570 Hz
+        assert db < -10, elevation  # a sharp notch as on KEMAR (11-28 dB), not a ripple (format 4: 1 dB)
+    # both ears carry it, at the same frequency for a source off to one side
+    left, right = head.free_field_hrir(30, 20, 1.4, SR)
+    assert deepest_dip(left)[0] == deepest_dip(right)[0] == pytest.approx(KEMAR_NOTCH[20][0], abs=400)
+
+
+def test_pinna_notch_filter_worked_example():
+    # centre 8 kHz + 4 kHz sin(elevation): 10 kHz at 30 degrees; exactly NOTCH_DEPTH_DB deep there,
+    # and within 0.5 dB of flat an octave and more away
+    freqs = np.array([10000.0, 5000.0, 2500.0, 20000.0])
+    gain_db = 20 * np.log10(np.abs(head.pinna_notch(np.array([0.5]), freqs)[0]))
+    assert gain_db[0] == pytest.approx(-head.NOTCH_DEPTH_DB, abs=1e-9)
+    assert np.all(np.abs(gain_db[1:]) < 0.5)
 
 
 def test_free_field_direct_path_arrives_after_distance_over_c():

@@ -112,6 +112,18 @@ def frontal_degrees(azimuth_deg, elevation_deg):
     return np.degrees(np.arcsin(np.clip(np.cos(elevation) * np.sin(np.radians(azimuth_deg)), -1.0, 1.0)))
 
 
+def resolve_front_back(azimuth_pred_deg, elevation_pred_deg, azimuth_true_deg, elevation_true_deg):
+    """Predicted directions with front/back confusions undone: a prediction on the other side of the
+    frontal plane from the source is mirrored onto the source's side (azimuth -> -azimuth, which
+    keeps the lateral angle and the elevation). What is left of the error is what the lateral
+    angle and the elevation get wrong. Returns (azimuth, elevation) in degrees."""
+    confused = _side(frontal_degrees(azimuth_pred_deg, elevation_pred_deg)) * _side(
+        frontal_degrees(azimuth_true_deg, elevation_true_deg)) < 0
+    azimuth = np.where(confused, np.remainder(-np.asarray(azimuth_pred_deg, dtype=np.float64), 360.0),
+                       azimuth_pred_deg)
+    return azimuth, np.asarray(elevation_pred_deg, dtype=np.float64)
+
+
 def _side(frontal_deg):
     """+1 in front, -1 behind, 0 within round-off of the frontal plane (sin 180 is not 0 in floats)."""
     return np.where(np.abs(frontal_deg) < _ANGLE_TOLERANCE_DEG, 0, np.sign(frontal_deg))
@@ -176,7 +188,8 @@ def spatial_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true,
 
     Returns a dict: "ER20" (key named after threshold_deg) = percent of clips whose
     great-circle error is strictly above threshold_deg; "MAE" = mean great-circle
-    error in degrees; "DER" = percent of clips whose distance class is off by more
+    error in degrees; "MAE_front_back_resolved" = the same after front/back confusions are
+    resolved (`resolve_front_back`), as human localisation studies report it; "DER" = percent of clips whose distance class is off by more
     than one bin (> 0.5 m, upstream's definition); "distance_error_m" = mean
     absolute distance error in metres; "num_clips"; and `lateral_metrics`' keys (of
     `lateral_pred_deg` if given, else of the predicted direction). With
@@ -186,12 +199,14 @@ def spatial_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true,
         azimuth_pred=(azimuth_pred, NUM_AZIMUTH_CLASSES), elevation_pred=(elevation_pred, NUM_ELEVATION_CLASSES),
         azimuth_true=(azimuth_true, NUM_AZIMUTH_CLASSES), elevation_true=(elevation_true, NUM_ELEVATION_CLASSES),
         distance_pred=(distance_pred, NUM_DISTANCE_CLASSES), distance_true=(distance_true, NUM_DISTANCE_CLASSES))
-    angles = great_circle_degrees(*class_to_degrees(c["azimuth_pred"], c["elevation_pred"]),
-                                  *class_to_degrees(c["azimuth_true"], c["elevation_true"]))
+    pred = class_to_degrees(c["azimuth_pred"], c["elevation_pred"])
+    true = class_to_degrees(c["azimuth_true"], c["elevation_true"])
+    angles = great_circle_degrees(*pred, *true)
     bins_off = np.abs(c["distance_pred"] - c["distance_true"])
     metrics = {
         f"ER{threshold_deg:g}": float(100.0 * np.mean(angles > threshold_deg + _ANGLE_TOLERANCE_DEG)),
         "MAE": float(angles.mean()),
+        "MAE_front_back_resolved": float(great_circle_degrees(*resolve_front_back(*pred, *true), *true).mean()),
         "DER": float(100.0 * np.mean(bins_off > 1)),
         "distance_error_m": float(bins_off.mean() * DISTANCE_BIN_M),
         "num_clips": int(len(angles)),

@@ -13,21 +13,22 @@ import sys
 from util.report import new_figure, save_figure
 
 METRICS = (("mAP", "%", "higher"), ("ER20", "%", "lower"), ("MAE", "deg", "lower"), ("DER", "%", "lower"),
-           ("lateral_MAE", "deg", "lower"), ("front_back_accuracy", "%", "higher"))
+           ("lateral_MAE", "deg", "lower"), ("front_back_accuracy", "%", "higher"),
+           ("MAE_front_back_resolved", "deg", "lower"))
 
 
 def metrics_table(metrics):
     """Lines of a plain-text table: each metric, chance, and the model's factor over chance
     (metrics that an older metrics.json lacks are left out)."""
     chance = metrics.get("chance") or {}
-    lines = [f"{'metric':<26}{'model':>8}{'chance':>10}{'model/chance':>14}  better"]
+    lines = [f"{'metric':<32}{'model':>8}{'chance':>10}{'model/chance':>14}  better"]
     for name, unit, better in METRICS:
         if name not in metrics:
             continue
         model_value, chance_value = metrics[name], chance.get(name)
         ratio = f"{model_value / chance_value:.2f}" if chance_value else "-"
         chance_text = f"{chance_value:.2f}" if chance_value is not None else "-"
-        lines.append(f"{name + ' (' + unit + ')':<26}{model_value:>8.2f}{chance_text:>10}{ratio:>14}  {better}")
+        lines.append(f"{name + ' (' + unit + ')':<32}{model_value:>8.2f}{chance_text:>10}{ratio:>14}  {better}")
     return lines
 
 

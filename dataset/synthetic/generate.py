@@ -38,8 +38,9 @@ from . import head, rooms, sources
 
 # 2: no NaN in the late tail of short-RT60 rooms (1 wrote some); 3: per-ear pinna shadow;
 # 4: free field and dry rooms (RT60 0-1 s), sources from 0.3 m, a random KEMAR-fitted head per
-#    position, near-field spreading, azimuths spread evenly in every room
-FORMAT_VERSION = 4
+#    position, near-field spreading, azimuths spread evenly in every room; 5: a sharp, KEMAR-like
+#    pinna notch (20 dB) for elevation, where 4 had a 1 dB ripple (mono and ambisonic files unchanged)
+FORMAT_VERSION = 5
 SPLITS = ("train", "eval")
 _SPLIT_CODE = {"train": 0, "eval": 1}
 RIR_KINDS = ("binaural", "mono", "ambisonics")  # the order rooms.room_impulse_responses returns them in

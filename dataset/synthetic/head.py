@@ -20,8 +20,9 @@ Each arrival reaches each ear with
   cue); for a source behind and to one side, the wave that creeps round the back of
   the head reaches the far pinna from behind, so the high-frequency level difference is
   larger behind than in front: an interaural front/back cue;
-- a pinna notch whose frequency rises with elevation (about 5.5 kHz below the horizon to
-  10.5 kHz above), a monaural elevation cue.
+- a pinna notch, a sharp dip 20 dB deep whose frequency rises with elevation (6.6 kHz at
+  20 degrees below the horizon, 8 kHz on it, 10.6 kHz at 40 degrees above), as KEMAR's first
+  pinna notch does: a monaural elevation cue that both ears carry.
 
 Arrivals are rendered as short kernels built in the frequency domain, so fractional
 delays are exact band-limited delays rather than whole samples.
@@ -33,7 +34,13 @@ import numpy as np
 SPEED_OF_SOUND = 343.0
 HEAD_RADIUS = 0.0875
 REAR_SHELF_HZ = 2000.0
-PINNA_REFLECTION = 0.5
+# The first pinna notch: centre = NOTCH_CENTRE_HZ + NOTCH_SLOPE_HZ * sin(elevation). KEMAR's (MIT,
+# measured by `scripts/real_head_check.py --kemar_table`): 6.7, 8.2, 9.4, 10.8 kHz at -20, 0, 20, 40
+# degrees, 11-30 dB deep against its neighbourhood; here 6.6, 8.0, 9.4, 10.6 kHz.
+NOTCH_CENTRE_HZ = 8000.0
+NOTCH_SLOPE_HZ = 4000.0
+NOTCH_DEPTH_DB = 20.0
+NOTCH_Q = 4.0  # the notch is about centre / Q wide (2 kHz at 8 kHz)
 KERNEL_SIZE = 256
 KERNEL_LEAD = 64  # samples kept before each arrival for the band-limited delay's pre-ringing
 
@@ -164,15 +171,21 @@ def pinna_shadow_amount(directions, head=NOMINAL_HEAD):
 
 
 def front_back_filter(directions, freqs, head=NOMINAL_HEAD):
-    """Pinna rear shadow per ear times an elevation-dependent pinna notch, shape [N, 2, F]."""
+    """Pinna rear shadow per ear times the elevation's pinna notch, shape [N, 2, F]."""
     u = _unit(directions)
     rear_gain = 1 - head.rear_max_loss * pinna_shadow_amount(u, head)  # [N, 2]
     jw = 1j * np.asarray(freqs) / REAR_SHELF_HZ
     shelf = (1 + rear_gain[..., None] * jw) / (1 + jw)
-    notch_hz = 8000.0 + 2500.0 * u[:, 1]  # u_y = sin(elevation)
-    delay = 1 / (2 * notch_hz)
-    pinna = (1 + PINNA_REFLECTION * np.exp(-2j * np.pi * np.asarray(freqs) * delay[:, None])) / (1 + PINNA_REFLECTION)
-    return shelf * pinna[:, None, :]
+    return shelf * pinna_notch(u[:, 1], freqs)[:, None, :]  # u_y = sin(elevation)
+
+
+def pinna_notch(sin_elevation, freqs):
+    """The elevation's pinna notch, shape [N, F]: a second-order notch whose zeros are damped
+    NOTCH_DEPTH_DB less than its poles, so it is exactly that deep at its centre and flat far from it."""
+    centre = NOTCH_CENTRE_HZ + NOTCH_SLOPE_HZ * np.asarray(sin_elevation, dtype=np.float64)
+    s = 1j * np.asarray(freqs) / centre[:, None]
+    depth = 10 ** (-NOTCH_DEPTH_DB / 20)
+    return (s ** 2 + depth * s / NOTCH_Q + 1) / (s ** 2 + s / NOTCH_Q + 1)
 
 
 def ear_transfer(offsets, freqs, head=NOMINAL_HEAD, c=SPEED_OF_SOUND):
