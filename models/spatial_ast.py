@@ -99,7 +99,7 @@ class SpatialAST(nn.Module):
         if num_channels not in FEATURE_MAPS:
             raise ValueError(f"num_channels must be 1 (mono), 2 (binaural), 4 or 9 (first- or second-order "
                              f"ambisonics), got {num_channels}")
-        if num_cls_tokens != 3:
+        if num_cls_tokens != NUM_CLS_TOKENS:
             raise ValueError("Spatial-AST uses exactly 3 CLS tokens (distance, direction, events)")
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
         self.num_channels = num_channels

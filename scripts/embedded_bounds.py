@@ -40,23 +40,25 @@ DIRECT_WINDOW = (-40, 120)  # samples around the direct sound's arrival (about 5
 ELEVATION_BANDS_HZ = np.geomspace(3000, 14000, 25)  # sixth-octave bands over the pinna notch's range
 
 
+def band_levels_db(x, edges_hz):
+    """Each channel's energy (dB) in the bands between consecutive `edges_hz`, shape [channels, bands]."""
+    spectrum = np.abs(np.fft.rfft(x, 8192, axis=-1)) ** 2
+    freqs = np.fft.rfftfreq(8192, 1 / SAMPLE_RATE)
+    bands = np.stack([spectrum[:, (freqs >= lo) & (freqs < hi)].sum(-1)
+                      for lo, hi in zip(edges_hz[:-1], edges_hz[1:])], axis=-1)
+    return 10 * np.log10(bands + 1e-12)
+
+
 def band_ild(rir):
     """Right minus left energy (dB) in BAND_EDGES_HZ bands of a [2, n] response."""
-    spectrum = np.abs(np.fft.rfft(rir, 8192, axis=-1)) ** 2
-    freqs = np.fft.rfftfreq(8192, 1 / SAMPLE_RATE)
-    bands = np.array([spectrum[:, (freqs >= lo) & (freqs < hi)].sum(-1)
-                      for lo, hi in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:])]) + 1e-12
-    return 10 * np.log10(bands[:, 1] / bands[:, 0])
+    left, right = band_levels_db(rir, BAND_EDGES_HZ)
+    return right - left
 
 
 def spectral_shape(rir):
     """Each ear's level (dB) in ELEVATION_BANDS_HZ bands minus its mean over them: the shape of the
     high-frequency spectrum, where the pinna notch that tells elevation lies."""
-    spectrum = np.abs(np.fft.rfft(rir, 8192, axis=-1)) ** 2
-    freqs = np.fft.rfftfreq(8192, 1 / SAMPLE_RATE)
-    bands = np.stack([spectrum[:, (freqs >= lo) & (freqs < hi)].sum(-1)
-                      for lo, hi in zip(ELEVATION_BANDS_HZ[:-1], ELEVATION_BANDS_HZ[1:])], axis=-1)
-    level = 10 * np.log10(bands + 1e-12)
+    level = band_levels_db(rir, ELEVATION_BANDS_HZ)
     return (level - level.mean(-1, keepdims=True)).ravel()
 
 

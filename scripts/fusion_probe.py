@@ -94,7 +94,8 @@ def train(start, train_data, eval_data, args):
     fused_channels, init, event_pool = parse_start(start)
     torch.manual_seed(args.seed)
     model = create_model("build_AST_tiny", num_classes=train_data["labels"].shape[1], patch_size=args.patch_size,
-                         drop_path_rate=0.0, freqm=0, timem=0, fusion_channels=fused_channels, event_pool=event_pool)
+                         drop_path_rate=0.0, freqm=0, timem=0, fusion_channels=fused_channels,
+                         event_pool=event_pool)
     if init == "interaural":
         model.init_fusion_interaural()
     loss_args = SimpleNamespace(event_loss_weight=50.0, distance_loss_weight=1.0, direction_loss_weight=2.0,  # the demo's

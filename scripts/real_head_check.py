@@ -95,7 +95,8 @@ def pinna_notch(x, search_hz=(5000, 12000), n=4096):
 
 
 def print_kemar_notches(hrirs, azimuth, elevation):
-    print("elevation (deg), straight ahead   right ear's pinna notch: frequency (Hz), depth against its neighbourhood (dB)")
+    print("elevation (deg), straight ahead   right ear's pinna notch: frequency (Hz), "
+          "depth against its neighbourhood (dB)")
     for target in (-20, 0, 20, 40):
         i = int(np.argmin(np.abs((azimuth - 90 + 180) % 360 - 180) + np.abs(elevation - target)))
         hz, db = pinna_notch(hrirs[i, 1])
@@ -179,8 +180,8 @@ def main():
     p.add_argument("--ckpt", help="a binaural Spatial-AST checkpoint, e.g. outputs/demo/checkpoint-last.pth")
     p.add_argument("--data", default="data/embedded", help="an embedded dataset: its eval clips are the sounds")
     p.add_argument("--json", default="", help="also write the figures to this json file")
-    p.add_argument("--kemar_table", action="store_true", help="print KEMAR's band ILDs and ITDs on the horizon and its pinna notch "
-                                                                  "straight ahead")
+    p.add_argument("--kemar_table", action="store_true",
+                   help="print KEMAR's band ILDs and ITDs on the horizon and its pinna notch straight ahead")
     args = p.parse_args()
     if not (args.ckpt or args.kemar_table):
         p.error("give --ckpt CKPT, or --kemar_table")

@@ -136,20 +136,24 @@ def lateral_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true, 
     lateral-angle estimate, else the predicted direction's lateral angle is scored. Returns
     "lateral_MAE" (mean absolute error of the lateral angle, degrees), "front_back_accuracy"
     (percent of the sources at least FRONT_BACK_MARGIN_DEG in front of or behind the frontal
-    plane whose side is predicted right; a prediction within the plane counts as wrong; NaN if there is no such source) and
-    "front_back_clips" (how many sources that is).
+    plane whose side is predicted right; a prediction within the plane counts as wrong; NaN if
+    there is no such source) and "front_back_clips" (how many sources that is).
     """
     c = _class_arrays(azimuth_pred=(azimuth_pred, NUM_AZIMUTH_CLASSES),
                       elevation_pred=(elevation_pred, NUM_ELEVATION_CLASSES),
                       azimuth_true=(azimuth_true, NUM_AZIMUTH_CLASSES),
                       elevation_true=(elevation_true, NUM_ELEVATION_CLASSES))
-    pred = class_to_degrees(c["azimuth_pred"], c["elevation_pred"])
-    true = class_to_degrees(c["azimuth_true"], c["elevation_true"])
+    return _lateral_scores(class_to_degrees(c["azimuth_pred"], c["elevation_pred"]),
+                           class_to_degrees(c["azimuth_true"], c["elevation_true"]), lateral_pred_deg)
+
+
+def _lateral_scores(pred, true, lateral_pred_deg):
+    """`lateral_metrics` of (azimuth, elevation) degree arrays already validated and converted."""
+    n = len(pred[0])
     if lateral_pred_deg is None:
         lateral_pred_deg = lateral_degrees(*pred)
-    elif np.shape(lateral_pred_deg) != (len(c["azimuth_pred"]),):
-        raise ValueError(f"lateral_pred_deg must be [{len(c['azimuth_pred'])}] degrees, "
-                         f"got shape {np.shape(lateral_pred_deg)}")
+    elif np.shape(lateral_pred_deg) != (n,):
+        raise ValueError(f"lateral_pred_deg must be [{n}] degrees, got shape {np.shape(lateral_pred_deg)}")
     lateral_error = np.abs(np.asarray(lateral_pred_deg, dtype=np.float64) - lateral_degrees(*true))
     true_side = frontal_degrees(*true)
     scored = np.abs(true_side) >= FRONT_BACK_MARGIN_DEG - _ANGLE_TOLERANCE_DEG
@@ -189,8 +193,9 @@ def spatial_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true,
     Returns a dict: "ER20" (key named after threshold_deg) = percent of clips whose
     great-circle error is strictly above threshold_deg; "MAE" = mean great-circle
     error in degrees; "MAE_front_back_resolved" = the same after front/back confusions are
-    resolved (`resolve_front_back`), as human localisation studies report it; "DER" = percent of clips whose distance class is off by more
-    than one bin (> 0.5 m, upstream's definition); "distance_error_m" = mean
+    resolved (`resolve_front_back`), as human localisation studies report it; "DER" = percent
+    of clips whose distance class is off by more than one bin (> 0.5 m, upstream's
+    definition); "distance_error_m" = mean
     absolute distance error in metres; "num_clips"; and `lateral_metrics`' keys (of
     `lateral_pred_deg` if given, else of the predicted direction). With
     per_clip=True returns (dict, angular errors in degrees [N], distance errors in metres [N]).
@@ -210,8 +215,7 @@ def spatial_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true,
         "DER": float(100.0 * np.mean(bins_off > 1)),
         "distance_error_m": float(bins_off.mean() * DISTANCE_BIN_M),
         "num_clips": int(len(angles)),
-        **lateral_metrics(c["azimuth_pred"], c["elevation_pred"], c["azimuth_true"], c["elevation_true"],
-                          lateral_pred_deg),
+        **_lateral_scores(pred, true, lateral_pred_deg),
     }
     if per_clip:
         return metrics, angles, bins_off * DISTANCE_BIN_M
