@@ -84,6 +84,10 @@ def get_args_parser():
                    help="what the events head reads: its CLS token (cls, the paper's model) or the mean of the "
                         "patch tokens (mean, AudioMAE's fine-tuning pool), which every token feeds from the start; "
                         "the same weights either way")
+    p.add_argument("--event_head_init", choices=["zero", "prior"], default="zero",
+                   help="start of the event head's bias when training: zero (upstream; every class at p = 0.5) "
+                        "or prior (each class's rate among the training clips, which a short run from scratch "
+                        "otherwise spends its first epochs learning; docs/demo.md); a loaded head replaces it")
     p.add_argument("--finetune", default="", help="initialise from an AudioMAE or Spatial-AST checkpoint")
     p.add_argument("--resume", default="", help="continue a run from its checkpoint-last.pth")
     p.add_argument("--start_epoch", type=int, default=0)
@@ -416,6 +420,8 @@ def main(args):
             raise SystemExit(f"error: --fusion_channels {args.fusion_channels}: order-{args.ambisonic_order} "
                              f"ambisonics gives {FEATURE_MAPS[val_set.channels]} feature maps to fuse")
     model = build_model(args, num_channels=val_set.channels)
+    if args.event_head_init == "prior" and train_set is not None:
+        model.init_event_head_at_prior(train_set.class_counts() / len(train_set))
     if args.finetune and args.eval:
         load_weights_strictly(model, load_checkpoint(args.finetune), args.finetune)
     elif args.finetune:

@@ -161,6 +161,26 @@ class SpatialAST(nn.Module):
         for head in (self.head, self.distance_head, self.azimuth_head, self.elevation_head):
             nn.init.trunc_normal_(head.weight, std=2e-5)
 
+    def init_event_head_at_prior(self, class_rates):
+        """Start the event head at the training set's class rates: bias = log(p / (1 - p)).
+
+        For training from scratch (RetinaNet's prior initialisation). The near-zero head
+        starts every class at p = 0.5, and Adam moves a bias by about one learning rate per
+        step, so lowering 14 logits from 0 to about -2 takes over a thousand steps; until
+        then the training signal is "less of every class", which the encoder meets by
+        growing a clip-independent component in the event token that buries its
+        clip-specific part. Starting at the prior leaves only the clip-specific signal.
+        Pretrained or resumed weights replace this.
+        """
+        rates = torch.as_tensor(class_rates, dtype=torch.float64)
+        if rates.shape != self.head.bias.shape or not bool(((rates >= 0) & (rates <= 1)).all()):
+            raise ValueError(f"class_rates must be {self.head.bias.shape[0]} fractions in [0, 1], "
+                             f"got shape {list(rates.shape)}")
+        # a class never (or always) seen starts at a finite logit: as if seen once in 10^4 clips
+        rates = rates.clamp(1e-4, 1 - 1e-4)
+        with torch.no_grad():
+            self.head.bias.copy_(torch.log(rates / (1 - rates)))
+
     def init_fusion_interaural(self):
         """Start the fusion conv on the interaural cues: output channel k begins as the k-th of
         left minus right log-mel (the interaural level difference), mean log-mel (the level),

@@ -18,8 +18,9 @@ FUSED_CHANNELS:INIT:
   cos (`SpatialAST.init_fusion_interaural`);
 - `7:interaural`: those four plus their signed ones negated (right minus left, -sin, -cos),
   as the demo trains (the GELU after the fusion passes one sign of each channel).
-A third field `:mean` reads the events from the mean of the patch tokens instead of their CLS
-token (`--event_pool mean`), e.g. `7:interaural:mean`.
+Further fields: `:mean` reads the events from the mean of the patch tokens instead of their CLS
+token (`--event_pool mean`), and `:prior` starts the event head at the training clips' class rates
+(`--event_head_init prior`), e.g. `7:interaural:mean` or `7:interaural:prior`.
 The loss is the demo's (soft direction/distance targets by default; `--direction_label_sigma 0
 --distance_label_sigma 0` gives upstream's one-hot one). `--audio_normalize` scales every
 source to the paper's -14 dBFS first, as the demo's training does. Each row also gives the
@@ -81,23 +82,29 @@ def held_out_metrics(model, data, batch_size=50):
 
 
 def parse_start(start):
-    """FUSED_CHANNELS:INIT[:POOL] -> (channels, init, events pool); SystemExit naming it if malformed."""
+    """FUSED_CHANNELS:INIT[:mean][:prior] -> (channels, init, events pool, event head init); SystemExit
+    naming it if malformed."""
     parts = start.split(":")
-    if (len(parts) not in (2, 3) or not parts[0].isdigit() or parts[1] not in ("random", "interaural")
-            or parts[2:] not in ([], ["cls"], ["mean"])):
-        raise SystemExit(f"error: --starts takes FUSED_CHANNELS:INIT[:mean] with INIT random or interaural, "
-                         f"got {start!r}")
-    return int(parts[0]), parts[1], parts[2] if len(parts) == 3 else "cls"
+    options = parts[2:]
+    if (len(parts) < 2 or not parts[0].isdigit() or parts[1] not in ("random", "interaural")
+            or len(set(options)) != len(options) or not set(options) <= {"cls", "mean", "prior"}
+            or {"cls", "mean"} <= set(options)):
+        raise SystemExit(f"error: --starts takes FUSED_CHANNELS:INIT[:mean][:prior] with INIT random or "
+                         f"interaural, got {start!r}")
+    return (int(parts[0]), parts[1], "mean" if "mean" in options else "cls",
+            "prior" if "prior" in options else "zero")
 
 
 def train(start, train_data, eval_data, args):
-    fused_channels, init, event_pool = parse_start(start)
+    fused_channels, init, event_pool, event_head_init = parse_start(start)
     torch.manual_seed(args.seed)
     model = create_model("build_AST_tiny", num_classes=train_data["labels"].shape[1], patch_size=args.patch_size,
                          drop_path_rate=0.0, freqm=0, timem=0, fusion_channels=fused_channels,
                          event_pool=event_pool)
     if init == "interaural":
         model.init_fusion_interaural()
+    if event_head_init == "prior":
+        model.init_event_head_at_prior(train_data["labels"].double().mean(0))
     loss_args = SimpleNamespace(event_loss_weight=50.0, distance_loss_weight=1.0, direction_loss_weight=2.0,  # the demo's
                                 direction_label_sigma=args.direction_label_sigma,
                                 distance_label_sigma=args.distance_label_sigma)
@@ -139,7 +146,7 @@ def main():
     p.add_argument("--data", default="data/embedded", help="an embedded dataset (python -m dataset.synthetic.generate)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--starts", nargs="+", default=["1:random", "1:interaural", "4:interaural"],
-                   help="FUSED_CHANNELS:INIT[:mean], INIT random or interaural")
+                   help="FUSED_CHANNELS:INIT[:mean][:prior], INIT random or interaural")
     p.add_argument("--patch_size", type=int, default=32, help="32: 128 tokens, 4x cheaper than the model's 16")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)

@@ -144,6 +144,26 @@ def test_finetune_at_lr_0_ends_with_every_fitting_tensor_of_the_source(tiny_data
         assert torch.equal(trained[name], source.state_dict()[name]), name
 
 
+def test_event_head_init_prior_starts_training_at_the_training_clips_class_rates(tiny_data, tmp_path):
+    """main_finetune.py --event_head_init prior, one epoch at lr 0: the event head's bias is each
+    class's log-odds among the training clips, counted here from the clip json."""
+    import json
+
+    import main_finetune
+    from conftest import CLASSES, train_args
+
+    with open(tiny_data["train_json"]) as f:
+        clips = json.load(f)
+    rates = torch.tensor([sum(mid in clip["label"] for clip in clips) / len(clips) for mid, _ in CLASSES],
+                         dtype=torch.float64)
+    out = tmp_path / "run"
+    assert main_finetune.run(train_args(tiny_data, out, "--epochs", "1", "--lr", "0",
+                                        "--event_head_init", "prior")) == 0
+    bias = load_checkpoint(str(out / "checkpoint-last.pth"))["model"]["head.bias"]
+    assert torch.allclose(bias.double(), torch.log(rates / (1 - rates)), atol=1e-6)
+    assert len(set(rates.tolist())) > 1  # the tiny data's classes have different rates: a real check
+
+
 def test_finetune_from_an_unrelated_checkpoint_fails(tmp_path):
     path = tmp_path / "resnet.pth"
     torch.save({"model": {"conv1.weight": torch.zeros(3)}}, path)

@@ -285,6 +285,23 @@ def test_mean_event_pool_changes_only_the_events_and_keeps_the_published_weights
         build_AST_tiny(event_pool="max")
 
 
+def test_event_head_at_the_prior_predicts_each_class_at_its_training_rate():
+    """Worked example: rates 0.5, 0.12 and 0.9 give biases 0, log(0.12 / 0.88) = -1.99 and
+    log 9 = 2.20; the near-zero weights leave every clip's probabilities at those rates."""
+    torch.manual_seed(0)
+    model = build_AST_tiny(num_classes=3).eval()
+    model.init_event_head_at_prior([0.5, 0.12, 0.9])
+    assert torch.allclose(model.head.bias, torch.tensor([0.0, -1.9924, 2.1972]), atol=1e-4)
+    with torch.no_grad():
+        events = torch.sigmoid(model.forward_features(torch.randn(2, 4, 1024, 128))[0])
+    assert torch.allclose(events, torch.tensor([0.5, 0.12, 0.9]).expand(2, 3), atol=1e-3)
+    model.init_event_head_at_prior([0.0, 1.0, 0.3])  # never / always seen: finite, as if 1 in 10^4 clips
+    assert torch.isfinite(model.head.bias).all() and model.head.bias[0] < -9 < 9 < model.head.bias[1]
+    for bad in ([0.5, 0.5], [0.5, 1.5, 0.2]):
+        with pytest.raises(ValueError, match="class_rates must be 3 fractions"):
+            model.init_event_head_at_prior(bad)
+
+
 @pytest.mark.parametrize("channels", [1, 4])
 def test_patch_embedding_equals_the_strided_convolution(channels):
     embed = PatchEmbed((64, 32), 16, 24, in_channels=channels)
