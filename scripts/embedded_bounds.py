@@ -147,8 +147,10 @@ def main():
     mirrored = (360 - azimuth) % 360  # the same lateral angle on the other side of the interaural axis
     direct_front = predicted_front["direct sound ILD, 5 ms (what onsets carry)"]
 
-    def scored(front_is_right, guessed_elevation=None):  # true lateral angle, front/back as given, the
-        guessed_azimuth = np.where(front_is_right, azimuth, mirrored)[evaluation]  # most common elevation
+    def scored(front_is_right, guessed_elevation=None):
+        """Metrics of the true lateral angle, front/back as given, and the guessed elevation (by default
+        the most common one)."""
+        guessed_azimuth = np.where(front_is_right, azimuth, mirrored)[evaluation]
         if guessed_elevation is None:
             guessed_elevation = np.full(evaluation.sum(), mode_elevation)
         return metrics.spatial_metrics(guessed_azimuth, guessed_elevation,

@@ -84,7 +84,7 @@ def print_kemar_table(hrirs, azimuth, elevation):
               + f"   {itd_ms(hrirs[i], (80, 600)):.3f} {itd_ms(hrirs[i], (2000, 10000)):.3f}")
 
 
-def pinna_notch(x, search_hz=(5000, 12000), n=4096):
+def deepest_dip(x, search_hz=(5000, 12000), n=4096):
     """(Hz, dB) of the deepest spectral dip of one ear's response against the median level of the
     two-thirds of an octave around each frequency: a sharp notch, not the slope of the spectrum."""
     f = np.fft.rfftfreq(n, 1 / audio.SAMPLE_RATE)
@@ -99,7 +99,7 @@ def print_kemar_notches(hrirs, azimuth, elevation):
           "depth against its neighbourhood (dB)")
     for target in (-20, 0, 20, 40):
         i = int(np.argmin(np.abs((azimuth - 90 + 180) % 360 - 180) + np.abs(elevation - target)))
-        hz, db = pinna_notch(hrirs[i, 1])
+        hz, db = deepest_dip(hrirs[i, 1])
         print(f"{elevation[i]:6.1f}  {hz:7.0f} {db:6.1f}")
 
 

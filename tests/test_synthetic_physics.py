@@ -1,8 +1,15 @@
 """Worked physical cases for the synthetic binaural generator (head model, rooms, sources)."""
+import os
+import sys
+
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from dataset.synthetic import head, rooms, sources
+
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from real_head_check import deepest_dip  # noqa: E402
 
 SR = 32000
 WOODWORTH_90 = head.HEAD_RADIUS / head.SPEED_OF_SOUND * (np.pi / 2 + 1)  # ~0.656 ms
@@ -187,16 +194,9 @@ def test_near_source_is_louder_in_the_near_ear_at_every_frequency():
 
 
 # KEMAR's (MIT) first pinna notch straight ahead, right ear: elevation -> (Hz, dB below the median
-# level of the two-thirds of an octave around it), from `python scripts/real_head_check.py --kemar_table`.
+# level of the two-thirds of an octave around it), from `python scripts/real_head_check.py --kemar_table`,
+# whose `deepest_dip` measures the synthetic head here too.
 KEMAR_NOTCH = {-20: (6680, -12.6), 0: (8172, -25.9), 20: (9422, -11.2), 40: (10789, -27.5)}
-
-
-def deepest_dip(x, n=4096):
-    f = np.fft.rfftfreq(n, 1 / SR)
-    level = 20 * np.log10(np.abs(np.fft.rfft(x, n)))
-    candidates = np.flatnonzero((f > 5000) & (f < 12000))
-    dips = [level[i] - np.median(level[(f > f[i] / 1.26) & (f < f[i] * 1.26)]) for i in candidates]
-    return f[candidates[int(np.argmin(dips))]], min(dips)
 
 
 def test_pinna_notch_follows_kemar_in_frequency_and_depth():
