@@ -289,7 +289,7 @@ def replaced_clips(train_set, device):
 def format_metrics(result):
     return (f"mAP {result['mAP']:.2f}  ER20 {result['ER20']:.2f}%  MAE {result['MAE']:.2f} deg  "
             f"DER {result['DER']:.2f}%  lateral MAE {result['lateral_MAE']:.2f} deg  "
-            f"front/back {result['front_back_accuracy']:.1f}%")
+            f"elevation MAE {result['elevation_MAE']:.2f} deg  front/back {result['front_back_accuracy']:.1f}%")
 
 
 def run_evaluation(args, model, val_loader, device, chance, report=False):

@@ -189,11 +189,12 @@ def test_lateral_metrics_worked_example():
     # 2     (0, 0)              (0, 0)         90 / 90            0      -   / (plane)   no
     # 3     (180, 0)            (100, 0)       -90 / -10          80     (plane) / front yes: wrong
     # 4     (270, 30)           (260, 0)       0 / -10            10     back / back     yes: right
-    # lateral MAE = 120 / 5 = 24; front/back 2 right of 4 scored = 50 %
+    # lateral MAE = 120 / 5 = 24; front/back 2 right of 4 scored = 50 %; elevation MAE = 30 / 5 = 6
     az_pred, el_pred = [45, 90, 0, 180, 270], [HORIZON] * 4 + [HORIZON + 30]
     az_true, el_true = [315, 60, 0, 100, 260], [HORIZON] * 5
     result = lateral_metrics(az_pred, el_pred, az_true, el_true)
     assert result["lateral_MAE"] == pytest.approx(24.0)
+    assert result["elevation_MAE"] == pytest.approx(6.0)
     assert result["front_back_accuracy"] == pytest.approx(50.0) and result["front_back_clips"] == 4
     full = spatial_metrics(az_pred, el_pred, az_true, el_true, [0] * 5, [0] * 5)
     assert {k: full[k] for k in result} == result
@@ -231,6 +232,21 @@ def test_chance_lateral_angle_and_side():
                              np.ones((3, 1)), [0, 180, 270], [HORIZON] * 3, [0] * 3)
     assert metrics["lateral_MAE"] == pytest.approx(70.0)
     assert metrics["front_back_accuracy"] == 0.0
+
+
+def test_chance_elevation_is_the_median_training_elevation():
+    # training elevations -40, -10, 0, 20, 50: the median 0 is the best constant for the mean absolute
+    # error, whatever direction minimises the great-circle error (which also weighs the azimuths)
+    train_az, train_el = [90, 90, 270, 0, 180], [HORIZON - 40, HORIZON - 10, HORIZON, HORIZON + 20, HORIZON + 50]
+    constant = chance_predictions(np.zeros((5, 1)), train_az, train_el, [0] * 5)
+    assert constant["elevation_deg"] == 0.0
+    # eval elevations 30, -30, 10 -> errors 30, 30, 10
+    metrics = chance_metrics(np.zeros((5, 1)), train_az, train_el, [0] * 5,
+                             np.ones((3, 1)), [0, 90, 200], [HORIZON + 30, HORIZON - 30, HORIZON + 10], [0] * 3)
+    assert metrics["elevation_MAE"] == pytest.approx(70.0 / 3)
+    assert chance_metrics_from_counts([3], train_az, train_el, [0] * 5, [0, 90, 200],
+                                      [HORIZON + 30, HORIZON - 30, HORIZON + 10], [0] * 3)["elevation_MAE"] == \
+        pytest.approx(70.0 / 3)
 
 
 # ---------------------------------------------------------------- decoding the heads

@@ -59,8 +59,8 @@ def test_report_files_and_tables(evaluation, tmp_path):
     assert all(os.path.getsize(p) > 0 for p in paths)
     assert not os.path.exists(tmp_path / "metrics.json")
     assert writer.scalars == {f"eval/{k}": (pytest.approx(result[k]), 7)
-                              for k in ("mAP", "ER20", "MAE", "DER", "lateral_MAE", "front_back_accuracy",
-                                        "MAE_front_back_resolved")}
+                              for k in ("mAP", "ER20", "MAE", "DER", "lateral_MAE", "elevation_MAE",
+                                        "front_back_accuracy", "MAE_front_back_resolved")}
 
     rows = read_csv(tmp_path / "class_ap.csv")
     assert [int(r["index"]) for r in rows] == list(range(len(dataset.classes)))

@@ -5,14 +5,15 @@ from util import summary
 
 
 def write_run(folder, with_log=True):
-    metrics = {"mAP": 25.0, "ER20": 80.0, "MAE": 46.0, "DER": 52.5, "lateral_MAE": 12.0, "front_back_accuracy": 75.0,
+    metrics = {"mAP": 25.0, "ER20": 80.0, "MAE": 46.0, "DER": 52.5, "lateral_MAE": 12.0, "elevation_MAE": 15.0,
+               "front_back_accuracy": 75.0,
                "MAE_front_back_resolved": 23.0, "num_clips": 400, "reverb_type": "binaural",
-               "chance": {"mAP": 12.5, "ER20": 99.0, "MAE": 92.0, "DER": 75.0, "lateral_MAE": 40.0,
+               "chance": {"mAP": 12.5, "ER20": 99.0, "MAE": 92.0, "DER": 75.0, "lateral_MAE": 40.0, "elevation_MAE": 20.0,
                           "front_back_accuracy": 50.0, "MAE_front_back_resolved": 46.0}}
     (folder / "metrics.json").write_text(json.dumps(metrics))
     if with_log:
         records = [{"epoch": e, "train_loss": 40.0 - e, "test_mAP": 15.0 + e, "test_ER20": 90.0 - e,
-                    "test_MAE": 70.0 - e, "test_DER": 74.0, "test_lateral_MAE": 30.0 - e,
+                    "test_MAE": 70.0 - e, "test_DER": 74.0, "test_lateral_MAE": 30.0 - e, "test_elevation_MAE": 19.0 - e,
                     "test_front_back_accuracy": 50.0 + e, "test_MAE_front_back_resolved": 35.0 - e}
                    for e in range(3)]
         (folder / "log.txt").write_text("\n".join(json.dumps(r) for r in records) + "\n")
@@ -26,6 +27,7 @@ def test_table_gives_each_metric_as_a_factor_of_chance(tmp_path, capsys):
     assert rows["MAE"][2:5] == ["46.00", "92.00", "0.50"]
     assert rows["DER"][2:5] == ["52.50", "75.00", "0.70"]
     assert rows["lateral_MAE"][2:5] == ["12.00", "40.00", "0.30"]
+    assert rows["elevation_MAE"][2:5] == ["15.00", "20.00", "0.75"]
     assert rows["front_back_accuracy"][2:5] == ["75.00", "50.00", "1.50"]
     assert rows["MAE_front_back_resolved"][2:5] == ["23.00", "46.00", "0.50"]
     assert (tmp_path / "training_curves.png").stat().st_size > 0

@@ -134,7 +134,8 @@ def lateral_metrics(azimuth_pred, elevation_pred, azimuth_true, elevation_true, 
 
     Class indices as in `spatial_metrics`; `lateral_pred_deg` [N], if given, is the model's own
     lateral-angle estimate, else the predicted direction's lateral angle is scored. Returns
-    "lateral_MAE" (mean absolute error of the lateral angle, degrees), "front_back_accuracy"
+    "lateral_MAE" (mean absolute error of the lateral angle, degrees), "elevation_MAE" (of the
+    predicted direction's elevation, degrees), "front_back_accuracy"
     (percent of the sources at least FRONT_BACK_MARGIN_DEG in front of or behind the frontal
     plane whose side is predicted right; a prediction within the plane counts as wrong; NaN if
     there is no such source) and "front_back_clips" (how many sources that is).
@@ -159,6 +160,8 @@ def _lateral_scores(pred, true, lateral_pred_deg):
     scored = np.abs(true_side) >= FRONT_BACK_MARGIN_DEG - _ANGLE_TOLERANCE_DEG
     right_side = _side(frontal_degrees(*pred)[scored]) == _side(true_side[scored])
     return {"lateral_MAE": float(lateral_error.mean()),
+            # what a pinna notch tells, the one cue to the elevation that two ears share
+            "elevation_MAE": float(np.abs(np.asarray(pred[1], dtype=np.float64) - true[1]).mean()),
             "front_back_accuracy": float(100.0 * right_side.mean()) if scored.any() else float("nan"),
             "front_back_clips": int(scored.sum())}
 
@@ -282,8 +285,9 @@ def chance_predictions(train_labels, train_azimuth, train_elevation, train_dista
     Returns a dict: "event_scores" = per-class training frequency [C] (0..1);
     "azimuth", "elevation" = the class pair minimising the mean great-circle error
     over the training directions; "distance" = the (lower) median training
-    distance class, which minimises the mean absolute bin error; "lateral_deg" = the
-    (lower) median training lateral angle, the best constant guess of it; "front" =
+    distance class, which minimises the mean absolute bin error; "lateral_deg" and
+    "elevation_deg" = the (lower) median training lateral angle and elevation, the best
+    constant guesses of each; "front" =
     whether more training sources lie in front of the frontal plane than behind it.
     """
     labels = np.asarray(train_labels)
@@ -300,10 +304,11 @@ def _constant_spatial_prediction(train_azimuth, train_elevation, train_distance)
     azimuth, elevation = _best_constant_direction(c["train_azimuth"], c["train_elevation"])
     distance = np.sort(c["train_distance"])[(len(c["train_distance"]) - 1) // 2]
     directions = class_to_degrees(c["train_azimuth"], c["train_elevation"])
-    lateral = np.sort(lateral_degrees(*directions))[(len(c["train_azimuth"]) - 1) // 2]
+    median = (len(c["train_azimuth"]) - 1) // 2
+    lateral = np.sort(lateral_degrees(*directions))[median]
     side = _side(frontal_degrees(*directions))
     return {"azimuth": azimuth, "elevation": elevation, "distance": int(distance), "lateral_deg": float(lateral),
-            "front": bool(np.sum(side > 0) >= np.sum(side < 0))}
+            "elevation_deg": float(np.sort(directions[1])[median]), "front": bool(np.sum(side > 0) >= np.sum(side < 0))}
 
 
 def chance_metrics(train_labels, train_azimuth, train_elevation, train_distance,
@@ -312,9 +317,10 @@ def chance_metrics(train_labels, train_azimuth, train_elevation, train_distance,
 
     Returns the model metrics' keys: "mAP" (percent; each class's AP equals its eval
     prevalence since all clips tie), "ER20", "MAE" (degrees), "DER" (percent),
-    "distance_error_m" (metres), "num_clips", and for the lateral angle and the side
-    their own best constants: "lateral_MAE" of the median training lateral angle and
-    "front_back_accuracy" of always answering the more common training side.
+    "distance_error_m" (metres), "num_clips", and for the lateral angle, the elevation and
+    the side their own best constants: "lateral_MAE" and "elevation_MAE" of the median
+    training lateral angle and elevation, "front_back_accuracy" of always answering the more
+    common training side.
     """
     constant = chance_predictions(train_labels, train_azimuth, train_elevation, train_distance)
     eval_labels = np.asarray(eval_labels)
@@ -352,9 +358,10 @@ def _constant_spatial_metrics(constant, eval_azimuth, eval_elevation, eval_dista
     spatial = spatial_metrics(np.full(n, constant["azimuth"]), np.full(n, constant["elevation"]),
                               c["eval_azimuth"], c["eval_elevation"],
                               np.full(n, constant["distance"]), c["eval_distance"])
-    # the lateral angle and the side have their own best constants
+    # the lateral angle, the elevation and the side have their own best constants
     true = class_to_degrees(c["eval_azimuth"], c["eval_elevation"])
     spatial["lateral_MAE"] = float(np.abs(lateral_degrees(*true) - constant["lateral_deg"]).mean())
+    spatial["elevation_MAE"] = float(np.abs(true[1] - constant["elevation_deg"]).mean())
     side = frontal_degrees(*true)
     scored = np.abs(side) >= FRONT_BACK_MARGIN_DEG - _ANGLE_TOLERANCE_DEG
     spatial["front_back_accuracy"] = (float(100.0 * np.mean((side[scored] > 0) == constant["front"]))

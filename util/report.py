@@ -15,7 +15,8 @@ from util.metrics import lateral_degrees, predicted_classes, spatial_metrics
 log = logging.getLogger(__name__)
 
 DIRECTION_THRESHOLD_DEG = 20.0
-SCALARS = ("mAP", "ER20", "MAE", "DER", "lateral_MAE", "front_back_accuracy", "MAE_front_back_resolved")
+SCALARS = ("mAP", "ER20", "MAE", "DER", "lateral_MAE", "elevation_MAE", "front_back_accuracy",
+           "MAE_front_back_resolved")
 TOP_CLASSES = 3
 RANKED_CLASSES = 10  # best and worst classes drawn
 

@@ -13,7 +13,7 @@ import sys
 from util.report import new_figure, save_figure
 
 METRICS = (("mAP", "%", "higher"), ("ER20", "%", "lower"), ("MAE", "deg", "lower"), ("DER", "%", "lower"),
-           ("lateral_MAE", "deg", "lower"), ("front_back_accuracy", "%", "higher"),
+           ("lateral_MAE", "deg", "lower"), ("elevation_MAE", "deg", "lower"), ("front_back_accuracy", "%", "higher"),
            ("MAE_front_back_resolved", "deg", "lower"))
 
 
@@ -40,7 +40,7 @@ def read_log(path):
 def plot_training_curves(records, path, chance=None):
     """Training loss and the evaluation metrics per epoch, each metric beside its chance level."""
     chance = chance or {}
-    fig = new_figure((16, 3.2))
+    fig = new_figure((18, 3.2))
     epochs = [r["epoch"] for r in records]
     panels = [("train_loss", "training loss", None)] + [
         (f"test_{name}", f"{name} ({unit})", chance.get(name)) for name, unit, _ in METRICS]
