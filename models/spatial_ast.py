@@ -259,6 +259,19 @@ class SpatialAST(nn.Module):
 
     def forward_features(self, x, mask_t_prob=0.0, mask_f_prob=0.0):
         """Logits from front-end features [B, FEATURE_MAPS[C], 1024, 128] as `features` returns them."""
+        x = self.encode(x, mask_t_prob, mask_f_prob)
+        doa = self.doa_norm(x[:, DOA_TOKEN])
+        events = x[:, EVENT_TOKEN] if self.event_pool == "cls" else x[:, NUM_CLS_TOKENS:].mean(dim=1)
+        return (
+            self.head(self.fc_norm(events)),
+            self.distance_head(self.dis_norm(x[:, DIS_TOKEN])),
+            self.azimuth_head(doa),
+            self.elevation_head(doa),
+        )
+
+    def encode(self, x, mask_t_prob=0.0, mask_f_prob=0.0):
+        """The encoder's output tokens [B, NUM_CLS_TOKENS + patches, D] (the CLS tokens first) for
+        front-end features; what the heads read, and what probes of a trained model read."""
         # channels_last: the CPU kernels run this wide, shallow conv ~4x faster in that layout
         x = self.conv_downsample(x.contiguous(memory_format=torch.channels_last))
         if self.training:
@@ -271,14 +284,7 @@ class SpatialAST(nn.Module):
         x = torch.cat([self.cls_tokens.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
         for block in self.blocks:
             x = block(x)
-        doa = self.doa_norm(x[:, DOA_TOKEN])
-        events = x[:, EVENT_TOKEN] if self.event_pool == "cls" else x[:, NUM_CLS_TOKENS:].mean(dim=1)
-        return (
-            self.head(self.fc_norm(events)),
-            self.distance_head(self.dis_norm(x[:, DIS_TOKEN])),
-            self.azimuth_head(doa),
-            self.elevation_head(doa),
-        )
+        return x
 
     def features(self, audio):
         """Front end: signals [B, C, T] -> [B, FEATURE_MAPS[C], 1024, 128] (normalised log-mels, then IPD

@@ -1,0 +1,136 @@
+"""Where do the front/back and elevation cues get lost? Probes of the model's inputs and of a trained model.
+
+    python scripts/cue_probe.py [--data data/embedded] [--ckpt outputs/demo/checkpoint-last.pth]
+
+Run by hand (about 3 minutes on 2 cores, 2 more with --ckpt). `scripts/embedded_bounds.py` asks
+what the impulse responses themselves allow; this asks what survives in what the model hears.
+Every training clip is heard once through a random training response and every evaluation clip
+through its fixed one, as training and evaluation pair them (sources at the paper's -14 dBFS, as
+the demo trains, or as the checkpoint's training heard them). Gradient-boosted trees, fitted on the training rooms and scored on the held-out
+ones, then read:
+
+- the time-averaged front end, the log-mel and IPD maps the model's fusion conv reads: front/back
+  from each mel bin's level difference and IPD cos/sin; elevation from the spectral shape (the
+  two ears' mean log-mel minus its mean over the bins), where the pinna notch lies;
+- with --ckpt, the trained model's direction token (its CLS token after the encoder and the norm
+  the direction heads read): what the encoder has extracted of those cues.
+
+Each row is split into the anechoic and the room conditions. Front/back is scored on sources 15
+degrees or more off the frontal plane (chance 50 %); elevation beside the best constant, the
+median training elevation.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from dataset.metadata import load_class_table  # noqa: E402
+from dataset.spatial_dataset import SpatialSoundDataset  # noqa: E402
+from inference import UsageError, load_model  # noqa: E402
+from models import frontend  # noqa: E402
+from models.spatial_ast import DOA_TOKEN  # noqa: E402
+from util import metrics  # noqa: E402
+
+
+def time_averaged_features(spec, mel, blocks=None):
+    """[B, 4 * n_mels] of a binaural STFT [B, 2, frames, 513]: the spectral shape (the ears' mean
+    log-mel, less its mean over the bins), the level difference (left minus right log-mel) and the
+    IPD cos and sin, each averaged over time."""
+    log_mel = frontend.log_mel(spec, mel, blocks).mean(dim=2)  # [B, 2, n_mels]
+    level = log_mel.mean(dim=1)
+    shape = level - level.mean(dim=-1, keepdim=True)
+    ipd = frontend.interaural_phase(spec, mel, blocks).mean(dim=2)  # [B, 2, n_mels]: cos, sin
+    return torch.cat([shape, log_mel[:, 0] - log_mel[:, 1], ipd.flatten(1)], dim=1)
+
+
+@torch.no_grad()
+def direction_token(model, audio):
+    """The trained model's direction CLS token, normalised as its direction heads read it: [B, D]."""
+    return model.doa_norm(model.encode(model.features(audio))[:, DOA_TOKEN])
+
+
+@torch.no_grad()
+def heard(data, split, model=None, normalize=True, seed=0):
+    """(time-averaged features [N, 512], direction tokens [N, D] or None, spatial targets [N, 3],
+    anechoic [N]) of one pass over a split as the model hears it."""
+    classes = load_class_table(os.path.join(data, "class_labels_indices.csv"))
+    dataset = SpatialSoundDataset(os.path.join(data, f"{split}.json"), os.path.join(data, "audio"), classes,
+                                  os.path.join(data, f"{split}_reverberation.json"), data, "binaural",
+                                  train=split == "train", normalize=normalize)
+    with open(os.path.join(data, f"{split}_reverberation.json")) as f:
+        free_field = np.array([e.get("condition") in ("anechoic", "outdoor") for e in json.load(f)["data"]])
+    mel = frontend.mel_matrix()
+    blocks, window = frontend.mel_blocks(mel), torch.hann_window(frontend.N_FFT)
+    torch.manual_seed(seed)  # the training pass's random responses
+    columns = {"features": [], "tokens": [], "spatial": [], "free_field": []}
+    for waveforms, rirs, _, spatial, _, rir_index in DataLoader(dataset, batch_size=16, num_workers=1):
+        audio = frontend.fft_convolve(waveforms, rirs)
+        columns["features"].append(time_averaged_features(frontend.stft(audio, window), mel, blocks))
+        if model is not None:
+            columns["tokens"].append(direction_token(model, audio))
+        columns["spatial"].append(spatial)
+        columns["free_field"].append(torch.from_numpy(free_field[rir_index.numpy()]))
+    out = {name: torch.cat(parts).numpy() if parts else None for name, parts in columns.items()}
+    return out["features"], out["tokens"], out["spatial"], out["free_field"]
+
+
+def probe(train_x, train_spatial, eval_x, eval_spatial, eval_free_field, train_elevation_median):
+    """Held-out front/back accuracy (%) and elevation MAE (deg), over all conditions, the free-field
+    ones and the rooms."""
+    def front_and_scored(spatial):
+        frontal = metrics.frontal_degrees(*metrics.class_to_degrees(spatial[:, 1], spatial[:, 2]))
+        return frontal > 0, np.abs(frontal) >= metrics.FRONT_BACK_MARGIN_DEG
+    front, scored = front_and_scored(train_spatial)
+    classifier = HistGradientBoostingClassifier(max_iter=300, random_state=0)
+    predicted_front = classifier.fit(train_x[scored], front[scored]).predict(eval_x)
+    regressor = HistGradientBoostingRegressor(max_iter=300, loss="absolute_error", random_state=0)
+    predicted_elevation = regressor.fit(train_x, train_spatial[:, 2]).predict(eval_x)
+    front, scored = front_and_scored(eval_spatial)
+    rows = {}
+    for name, subset in (("all", np.ones(len(eval_x), bool)), ("free field", eval_free_field),
+                         ("rooms", ~eval_free_field)):
+        right = predicted_front[subset & scored] == front[subset & scored]
+        rows[name] = (100 * right.mean(), np.abs(predicted_elevation[subset] - eval_spatial[subset, 2]).mean(),
+                      np.abs(train_elevation_median - eval_spatial[subset, 2]).mean())
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="data/embedded", help="an embedded dataset (python -m dataset.synthetic.generate)")
+    p.add_argument("--ckpt", default="", help="also probe this binaural checkpoint's direction token")
+    args = p.parse_args()
+    model, normalize = None, True
+    if args.ckpt:
+        try:
+            model, _, hearing = load_model(args.ckpt)
+            model, normalize = model.eval(), hearing.normalize
+        except UsageError as error:
+            raise SystemExit(f"error: {error}") from None
+        if model.num_channels != 2:
+            raise SystemExit(f"error: {args.ckpt} takes {model.num_channels} input channel(s); this probe needs a "
+                             f"binaural model")
+    train_x, train_tokens, train_spatial, _ = heard(args.data, "train", model, normalize)
+    eval_x, eval_tokens, eval_spatial, eval_free_field = heard(args.data, "eval", model, normalize)
+    median = np.median(train_spatial[:, 2])
+    inputs = {"spectral shape, level difference, IPD": slice(None), "spectral shape alone": slice(0, frontend.N_MELS),
+              "level difference and IPD": slice(frontend.N_MELS, None)}
+    readouts = [(f"time-averaged input: {name}", train_x[:, s], eval_x[:, s]) for name, s in inputs.items()]
+    if model is not None:
+        readouts.append(("the trained model's direction token", train_tokens, eval_tokens))
+    print(f"{len(train_x)} training clips, {len(eval_x)} held-out ({int(eval_free_field.sum())} in free field); "
+          f"front/back in % (chance 50), elevation MAE in deg (constant {median - 90:g} deg in brackets)")
+    print(f"{'read from':<58} {'all':>16} {'free field':>16} {'rooms':>16}")
+    for name, train, held_out in readouts:
+        rows = probe(train, train_spatial, held_out, eval_spatial, eval_free_field, median)
+        print(f"{name:<58}" + "".join(f" {rows[k][0]:5.1f}% {rows[k][1]:4.1f} ({rows[k][2]:4.1f})" for k in rows))
+
+
+if __name__ == "__main__":
+    main()
