@@ -6,8 +6,8 @@ Run by hand (about 3 minutes on 2 cores, 2 more with --ckpt). `scripts/embedded_
 what the impulse responses themselves allow; this asks what survives in what the model hears.
 Every training clip is heard once through a random training response and every evaluation clip
 through its fixed one, as training and evaluation pair them (sources at the paper's -14 dBFS, as
-the demo trains, or as the checkpoint's training heard them). Gradient-boosted trees, fitted on the training rooms and scored on the held-out
-ones, then read:
+the demo trains, or as the checkpoint's training heard them). Gradient-boosted trees, fitted on
+the training rooms and scored on the held-out ones, then read:
 
 - the time-averaged front end, the log-mel and IPD maps the model's fusion conv reads: front/back
   from each mel bin's level difference and IPD cos/sin; elevation from the spectral shape (the
@@ -15,7 +15,8 @@ ones, then read:
 - with --ckpt, the trained model's direction token (its CLS token after the encoder and the norm
   the direction heads read): what the encoder has extracted of those cues.
 
-Each row is split into the anechoic and the room conditions. Front/back is scored on sources 15
+Each row is split into the free-field conditions (anechoic and outdoor; the held-out one is
+anechoic) and the rooms. Front/back is scored on sources 15
 degrees or more off the frontal plane (chance 50 %); elevation beside the best constant, the
 median training elevation.
 """
@@ -58,7 +59,7 @@ def direction_token(model, audio):
 @torch.no_grad()
 def heard(data, split, model=None, normalize=True, seed=0):
     """(time-averaged features [N, 512], direction tokens [N, D] or None, spatial targets [N, 3],
-    anechoic [N]) of one pass over a split as the model hears it."""
+    free field [N]) of one pass over a split as the model hears it."""
     classes = load_class_table(os.path.join(data, "class_labels_indices.csv"))
     dataset = SpatialSoundDataset(os.path.join(data, f"{split}.json"), os.path.join(data, "audio"), classes,
                                   os.path.join(data, f"{split}_reverberation.json"), data, "binaural",
