@@ -86,7 +86,7 @@ def probe(train_x, train_spatial, eval_x, eval_spatial, eval_free_field, train_e
     ones and the rooms."""
     def front_and_scored(spatial):
         frontal = metrics.frontal_degrees(*metrics.class_to_degrees(spatial[:, 1], spatial[:, 2]))
-        return frontal > 0, np.abs(frontal) >= metrics.FRONT_BACK_MARGIN_DEG
+        return frontal > 0, metrics.front_back_scored(frontal)
     front, scored = front_and_scored(train_spatial)
     classifier = HistGradientBoostingClassifier(max_iter=300, random_state=0)
     predicted_front = classifier.fit(train_x[scored], front[scored]).predict(eval_x)

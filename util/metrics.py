@@ -124,6 +124,12 @@ def resolve_front_back(azimuth_pred_deg, elevation_pred_deg, azimuth_true_deg, e
     return azimuth, np.asarray(elevation_pred_deg, dtype=np.float64)
 
 
+def front_back_scored(frontal_deg):
+    """Which sources front/back is scored on: at least FRONT_BACK_MARGIN_DEG (within round-off)
+    in front of or behind the frontal plane, given their `frontal_degrees`."""
+    return np.abs(frontal_deg) >= FRONT_BACK_MARGIN_DEG - _ANGLE_TOLERANCE_DEG
+
+
 def _side(frontal_deg):
     """+1 in front, -1 behind, 0 within round-off of the frontal plane (sin 180 is not 0 in floats)."""
     return np.where(np.abs(frontal_deg) < _ANGLE_TOLERANCE_DEG, 0, np.sign(frontal_deg))
@@ -157,11 +163,11 @@ def _lateral_scores(pred, true, lateral_pred_deg):
         raise ValueError(f"lateral_pred_deg must be [{n}] degrees, got shape {np.shape(lateral_pred_deg)}")
     lateral_error = np.abs(np.asarray(lateral_pred_deg, dtype=np.float64) - lateral_degrees(*true))
     true_side = frontal_degrees(*true)
-    scored = np.abs(true_side) >= FRONT_BACK_MARGIN_DEG - _ANGLE_TOLERANCE_DEG
+    scored = front_back_scored(true_side)
     right_side = _side(frontal_degrees(*pred)[scored]) == _side(true_side[scored])
     return {"lateral_MAE": float(lateral_error.mean()),
             # what a pinna notch tells, the one cue to the elevation that two ears share
-            "elevation_MAE": float(np.abs(np.asarray(pred[1], dtype=np.float64) - true[1]).mean()),
+            "elevation_MAE": float(np.abs(pred[1] - true[1]).mean()),
             "front_back_accuracy": float(100.0 * right_side.mean()) if scored.any() else float("nan"),
             "front_back_clips": int(scored.sum())}
 
@@ -363,7 +369,7 @@ def _constant_spatial_metrics(constant, eval_azimuth, eval_elevation, eval_dista
     spatial["lateral_MAE"] = float(np.abs(lateral_degrees(*true) - constant["lateral_deg"]).mean())
     spatial["elevation_MAE"] = float(np.abs(true[1] - constant["elevation_deg"]).mean())
     side = frontal_degrees(*true)
-    scored = np.abs(side) >= FRONT_BACK_MARGIN_DEG - _ANGLE_TOLERANCE_DEG
+    scored = front_back_scored(side)
     spatial["front_back_accuracy"] = (float(100.0 * np.mean((side[scored] > 0) == constant["front"]))
                                       if scored.any() else float("nan"))
     return spatial
