@@ -164,7 +164,7 @@ def build_from_args(args, state, ckpt_path):
     else:
         try:
             model = create_model(args["model"], num_classes=int(args.get("nb_classes", 355)), drop_path_rate=0.0,
-                                 patch_size=int(args.get("patch_size", 16)),
+                                 patch_size=args.get("patch_size", 16),
                                  num_channels=stored_input_channels(args, state, ckpt_path),
                                  fusion_channels=int(args.get("fusion_channels", 1)),
                                  event_pool=args.get("event_pool", "cls"))

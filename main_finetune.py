@@ -23,7 +23,7 @@ from dataset.metadata import load_class_table, load_clip_weights, load_room_impu
 from dataset.samplers import WeightedDistributedSampler
 from dataset.spatial_dataset import SpatialSoundDataset
 from models import MODELS, create_model
-from models.spatial_ast import EVENT_POOLS, FEATURE_MAPS
+from models.spatial_ast import EVENT_POOLS, FEATURE_MAPS, patch_size_name, token_grid
 from util import dist, metrics
 from util.checkpoint import (CheckpointError, checkpoint_args, describe_error, load_checkpoint, load_pretrained,
                               load_weights_strictly, save_checkpoint)
@@ -31,6 +31,13 @@ from util.lr import param_groups_layer_decay
 from util.report import write_eval_report
 
 log = logging.getLogger("spatial_ast")
+
+
+def patch_size_arg(text):
+    try:
+        return patch_size_name(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def get_args_parser():
@@ -61,8 +68,9 @@ def get_args_parser():
     # model
     p.add_argument("--model", default="build_AST", choices=sorted(MODELS))
     p.add_argument("--nb_classes", type=int, default=355, help="must match the class csv")
-    p.add_argument("--patch_size", type=int, default=16, choices=[16, 32],
-                   help="16 (the paper's 512 tokens); 32 gives 128 tokens, ~4x cheaper, for small runs")
+    p.add_argument("--patch_size", type=patch_size_arg, default=16,
+                   help="N (square) or TIMExFREQ (frames x mel bins): 16 is the paper's 512 tokens; 32 and "
+                        "8x128 give 128 tokens, ~4x cheaper, for small runs")
     p.add_argument("--drop_path", type=float, default=0.1)
     p.add_argument("--freqm", type=int, default=48, help="SpecAugment frequency mask width (0: off)")
     p.add_argument("--timem", type=int, default=192, help="SpecAugment time mask width (0: off)")
@@ -153,6 +161,12 @@ def check_args(args):
     for name in ("mask_t_prob", "mask_f_prob"):  # dropping every token row would leave none
         if not 0.0 <= getattr(args, name) < 1.0:
             raise SystemExit(f"error: --{name} must be in [0, 1), got {getattr(args, name)}")
+    if args.mask_2d:  # a coarse grid can still lose every row or column: 8x128 patches make one column
+        grid = token_grid(args.patch_size)
+        for name, axis, size in (("mask_t_prob", "time rows", grid[0]), ("mask_f_prob", "frequency columns", grid[1])):
+            if int(size * (1 - getattr(args, name))) < 1:
+                raise SystemExit(f"error: --{name} {getattr(args, name)} drops all {size} {axis} of tokens of "
+                                 f"--patch_size {args.patch_size}")
     # before any data is read, so ambisonics at second order; the run's own order is checked once the data says it
     channels = RIR_CHANNELS.get(args.reverb_type, max(AMBISONIC_CHANNELS))
     max_fusion = max_fusion_channels(args.reverb_type, channels)

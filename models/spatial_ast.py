@@ -39,14 +39,47 @@ FEATURE_MAPS = {1: 1, 2: 4, 4: 7, 9: 12}
 _INPUT_CHANNELS = {maps: channels for channels, maps in FEATURE_MAPS.items()}
 
 
+def patch_shape(patch_size, extent=(TARGET_FRAMES, frontend.N_MELS)):
+    """A patch's (time frames, mel bins): 16 or "16" -> (16, 16); "8x128" or (8, 128) -> (8, 128).
+    Each side must divide the [time, freq] map's extent."""
+    if isinstance(patch_size, str):
+        try:
+            sides = tuple(int(side) for side in patch_size.lower().split("x"))
+        except ValueError:
+            sides = ()
+    else:
+        sides = tuple(patch_size) if isinstance(patch_size, (tuple, list)) else (patch_size,)
+    sides = sides * 2 if len(sides) == 1 else sides
+    if len(sides) != 2:
+        raise ValueError(f"patch size must be N or TIMExFREQ (e.g. 16 or 8x128), got {patch_size!r}")
+    for name, size, length in zip(("time frames", "mel bins"), sides, extent):
+        if not isinstance(size, int) or size < 1 or length % size:
+            raise ValueError(f"a patch's {name} must divide the input's {length}, got {size!r} "
+                             f"(patch size {patch_size!r})")
+    return sides
+
+
+def patch_size_name(patch_size):
+    """The canonical spelling of a patch size, as run arguments store it: 32, or "8x128" when not square."""
+    time, freq = patch_shape(patch_size)
+    return time if time == freq else f"{time}x{freq}"
+
+
+def token_grid(patch_size):
+    """(time rows, frequency columns) of tokens that a patch size cuts the model's input into."""
+    time, freq = patch_shape(patch_size)
+    return TARGET_FRAMES // time, frontend.N_MELS // freq
+
+
 class PatchEmbed(nn.Module):
-    """Non-overlapping square patches of a [B, channels, time, freq] map."""
+    """Non-overlapping patches of a [B, channels, time, freq] map: square (the paper's 16) or
+    time x frequency rectangles."""
 
     def __init__(self, image_size, patch_size, embed_dim, in_channels=1):
         super().__init__()
-        self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=patch_size)
-        self.patch_size = patch_size
-        self.grid_size = (image_size[0] // patch_size, image_size[1] // patch_size)
+        self.patch_size = patch_shape(patch_size, image_size)
+        self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=self.patch_size, stride=self.patch_size)
+        self.grid_size = (image_size[0] // self.patch_size[0], image_size[1] // self.patch_size[1])
         self.num_patches = self.grid_size[0] * self.grid_size[1]
 
     def forward(self, x):
@@ -57,9 +90,9 @@ class PatchEmbed(nn.Module):
         large strided kernels poorly.
         """
         batch, channels = x.shape[:2]
-        (rows, cols), p = self.grid_size, self.patch_size
-        patches = x.reshape(batch, channels, rows, p, cols, p).permute(0, 2, 4, 1, 3, 5)
-        patches = patches.reshape(batch, rows * cols, channels * p * p)
+        (rows, cols), (pt, pf) = self.grid_size, self.patch_size
+        patches = x.reshape(batch, channels, rows, pt, cols, pf).permute(0, 2, 4, 1, 3, 5)
+        patches = patches.reshape(batch, rows * cols, channels * pt * pf)
         return nn.functional.linear(patches, self.proj.weight.flatten(1), self.proj.bias)
 
 
@@ -373,7 +406,8 @@ def config_from_state_dict(state_dict):
         if key not in state_dict:
             raise ValueError(f"not a Spatial-AST state dict: key {key!r} is missing")
     embed_dim = state_dict["pos_embed"].shape[-1]
-    patch_size = state_dict["patch_embed.proj.weight"].shape[-1] if "patch_embed.proj.weight" in state_dict else 16
+    patch_weight = state_dict.get("patch_embed.proj.weight")
+    patch_size = 16 if patch_weight is None else patch_size_name(tuple(patch_weight.shape[-2:]))
     fusion = state_dict["conv_downsample.0.weight"]
     if fusion.dim() != 4 or fusion.shape[1] not in _INPUT_CHANNELS:
         raise ValueError(f"not a Spatial-AST state dict: the fusion conv has shape {list(fusion.shape)}, expected "

@@ -21,7 +21,9 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from main_finetune import patch_size_arg  # noqa: E402
 from models import create_model, frontend  # noqa: E402
+from models.spatial_ast import patch_shape  # noqa: E402
 from util.dist import resolve_device  # noqa: E402
 
 
@@ -81,7 +83,8 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="auto")
     p.add_argument("--fusion_channels", type=int, default=1, help="1 (the paper's model) or up to 4, as the demo")
-    p.add_argument("--patch_size", type=int, default=16, choices=[16, 32], help="16 (the paper's) or 32 (the demo's)")
+    p.add_argument("--patch_size", type=patch_size_arg, default=16,
+                   help="16 (the paper's), or the demo's TIMExFREQ, e.g. 8x128")
     args = p.parse_args()
     device = resolve_device(args.device)
     torch.manual_seed(0)
@@ -89,7 +92,7 @@ def main():
     waveforms = torch.randn(b, 1, 320000, device=device) * 0.1
     reverbs = torch.randn(b, 2, 64000, device=device) * torch.linspace(1, 0, 64000, device=device) ** 8
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"model {args.model}, batch {b}, {args.fusion_channels} fused channel(s), {args.patch_size}x{args.patch_size} patches")
+          f"model {args.model}, batch {b}, {args.fusion_channels} fused channel(s), {'x'.join(map(str, patch_shape(args.patch_size)))} patches")
 
     model = create_model(args.model, num_classes=355, fusion_channels=args.fusion_channels,
                          patch_size=args.patch_size).to(device)

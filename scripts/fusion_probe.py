@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dataset.metadata import load_class_table  # noqa: E402
 from dataset.spatial_dataset import SpatialSoundDataset  # noqa: E402
 from engine_finetune import compute_loss, score  # noqa: E402
+from main_finetune import patch_size_arg  # noqa: E402
 from models import create_model, frontend  # noqa: E402
 from util import metrics  # noqa: E402
 
@@ -147,7 +148,8 @@ def main():
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--starts", nargs="+", default=["1:random", "1:interaural", "4:interaural"],
                    help="FUSED_CHANNELS:INIT[:mean][:prior], INIT random or interaural")
-    p.add_argument("--patch_size", type=int, default=32, help="32: 128 tokens, 4x cheaper than the model's 16")
+    p.add_argument("--patch_size", type=patch_size_arg, default=32,
+                   help="N or TIMExFREQ; 32 (or 8x128): 128 tokens, 4x cheaper than the model's 16")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)

@@ -89,7 +89,7 @@ def test_tiny_ambisonic_run_trains_evaluates_and_records_its_input(hoa_data, tmp
     assert metrics["reverb_type"] == "ambisonics" and metrics["num_clips"] == 4 and 0 <= metrics["MAE"] <= 180
     # inference builds the same model from the run's stored arguments
     model, _, _ = inference.load_model(str(tmp_path / "checkpoint-last.pth"))
-    assert (model.num_channels, model.fusion_channels, model.patch_embed.patch_size) == (9, 7, 32)
+    assert (model.num_channels, model.fusion_channels, model.patch_embed.patch_size) == (9, 7, (32, 32))
 
 
 def test_resuming_with_another_ambisonic_order_is_refused():

@@ -268,3 +268,21 @@ def test_folder_input_and_plots(files, tiny_data, tmp_path, capsys):
     assert [(r["file"], r["start_s"]) for r in records] == [(first, 0.0), (first, 5.0), (second, 0.0)]
     assert sorted(os.listdir(plots)) == ["a-2.png", "a.png"]
     assert all(os.path.getsize(plots / name) > 10000 for name in os.listdir(plots))
+
+
+def test_checkpoint_with_time_by_frequency_patches_loads_with_its_stored_patch_size(tmp_path):
+    torch.manual_seed(0)
+    model = build_AST_tiny(num_classes=len(CLASSES), patch_size="8x128").eval()
+    args = {"model": "build_AST_tiny", "nb_classes": len(CLASSES), "patch_size": "8x128", "audio_normalize": False,
+            "reverb_type": "binaural"}
+    path = str(tmp_path / "spectra.pth")
+    save_checkpoint(path, {"model": model.state_dict(), "classes": CLASS_RECORDS, "args": args})
+    loaded, _, _ = inference.load_model(path)
+    assert loaded.patch_embed.patch_size == (8, 128) and loaded.patch_embed.grid_size == (128, 1)
+    audio = torch.from_numpy(noise(2.0)).float()[None]
+    with torch.no_grad():
+        for ours, theirs in zip(loaded.forward_audio(audio), model.forward_audio(audio)):
+            assert torch.equal(ours, theirs)
+    save_checkpoint(path, {"model": model.state_dict(), "classes": CLASS_RECORDS, "args": {**args, "patch_size": "8x100"}})
+    with pytest.raises(inference.UsageError, match=r"spectra.pth: stored arguments describe no model.*mel bins must divide"):
+        inference.load_model(path)

@@ -18,7 +18,8 @@ from models import build_AST, build_AST_small, build_AST_tiny, config_from_state
 from models.frontend import (fft_convolve, interaural_phase, log_mel, mask_along, mel_blocks, mel_matrix,
                              mel_project, stft)
 from models.pos_embed import sincos_2d
-from models.spatial_ast import FROZEN_FRONTEND_KEYS, PatchEmbed, drop_token_rows
+from models.spatial_ast import (FROZEN_FRONTEND_KEYS, PatchEmbed, drop_token_rows, patch_shape, patch_size_name,
+                                 token_grid)
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 MANIFEST = os.path.join(FIXTURES, "spatial_ast_base_state_dict.json")
@@ -302,12 +303,31 @@ def test_event_head_at_the_prior_predicts_each_class_at_its_training_rate():
             model.init_event_head_at_prior(bad)
 
 
-@pytest.mark.parametrize("channels", [1, 4])
-def test_patch_embedding_equals_the_strided_convolution(channels):
-    embed = PatchEmbed((64, 32), 16, 24, in_channels=channels)
+@pytest.mark.parametrize("channels, patch_size", [(1, 16), (4, 16), (4, "32x8")])
+def test_patch_embedding_equals_the_strided_convolution(channels, patch_size):
+    embed = PatchEmbed((64, 32), patch_size, 24, in_channels=channels)
     x = torch.randn(2, channels, 64, 32)
     reference = embed.proj(x).flatten(2).transpose(1, 2)  # rows of time, then frequency columns
+    assert reference.shape[1] == embed.num_patches
     assert torch.allclose(embed(x), reference, atol=1e-5)
+
+
+def test_patch_sizes_are_square_or_time_by_frequency_and_must_tile_the_input():
+    assert patch_shape(16) == patch_shape("16") == (16, 16)
+    assert patch_shape("8x128") == patch_shape((8, 128)) == (8, 128)
+    assert patch_size_name("32x32") == 32 and patch_size_name((8, 128)) == "8x128"
+    spectra = build_AST_tiny(patch_size="8x128")  # the demo's: each token one 80 ms spectrum
+    assert spectra.patch_embed.grid_size == token_grid("8x128") == (128, 1)  # 1024 / 8 frames, 128 tokens
+    assert spectra.patch_embed.proj.weight.shape == (192, 1, 8, 128)
+    assert spectra.pos_embed.shape == (1, 1 + 128, 192)
+    assert config_from_state_dict(spectra.state_dict())["patch_size"] == "8x128"
+    with pytest.raises(ValueError, match=r"a patch's time frames must divide the input's 1024, got 24"):
+        patch_shape(24)
+    with pytest.raises(ValueError, match=r"a patch's mel bins must divide the input's 128, got 48 \(patch size '64x48'\)"):
+        patch_shape("64x48")
+    for bad in ("64x16x2", "8x", "eight"):
+        with pytest.raises(ValueError, match="N or TIMExFREQ"):
+            patch_shape(bad)
 
 
 def test_blocked_mel_projection_equals_the_dense_one():

@@ -107,8 +107,14 @@ def test_small_run_flags_are_checked_before_anything_starts(tiny_data, tmp_path)
         _parse(train_args(tiny_data, tmp_path, "--direction_label_sigma", "-1"))
     with pytest.raises(SystemExit, match="--fusion_channels must be 1..2 with --reverb_type mono"):
         _parse(train_args(tiny_data, tmp_path, "--fusion_channels", "4", "--reverb_type", "mono"))
-    with pytest.raises(SystemExit):  # argparse: 24 is not one of the patch sizes
+    with pytest.raises(SystemExit):  # argparse: 24 frames do not tile the 1024
         _parse(train_args(tiny_data, tmp_path, "--patch_size", "24"))
+    with pytest.raises(SystemExit):
+        _parse(train_args(tiny_data, tmp_path, "--patch_size", "8x100"))
+    assert _parse(train_args(tiny_data, tmp_path, "--patch_size", "8x128")).patch_size == "8x128"
+    with pytest.raises(SystemExit, match=r"--mask_f_prob 0.3 drops all 1 frequency columns of tokens of --patch_size 8x128"):
+        _parse(train_args(tiny_data, tmp_path, "--patch_size", "8x128", "--mask_f_prob", "0.3"))
+    assert _parse(train_args(tiny_data, tmp_path, "--patch_size", "32x32")).patch_size == 32
 
 
 def test_demo_configuration_trains_and_its_checkpoint_loads_for_inference(tiny_data, tmp_path):
