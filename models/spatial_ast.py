@@ -65,10 +65,10 @@ def patch_size_name(patch_size):
     return time if time == freq else f"{time}x{freq}"
 
 
-def token_grid(patch_size):
-    """(time rows, frequency columns) of tokens that a patch size cuts the model's input into."""
-    time, freq = patch_shape(patch_size)
-    return TARGET_FRAMES // time, frontend.N_MELS // freq
+def token_grid(patch_size, extent=(TARGET_FRAMES, frontend.N_MELS)):
+    """(time rows, frequency columns) of tokens that a patch size cuts a [time, freq] map into."""
+    time, freq = patch_shape(patch_size, extent)
+    return extent[0] // time, extent[1] // freq
 
 
 class PatchEmbed(nn.Module):
@@ -79,7 +79,7 @@ class PatchEmbed(nn.Module):
         super().__init__()
         self.patch_size = patch_shape(patch_size, image_size)
         self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=self.patch_size, stride=self.patch_size)
-        self.grid_size = (image_size[0] // self.patch_size[0], image_size[1] // self.patch_size[1])
+        self.grid_size = token_grid(self.patch_size, image_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
 
     def forward(self, x):

@@ -84,7 +84,7 @@ def main():
     p.add_argument("--device", default="auto")
     p.add_argument("--fusion_channels", type=int, default=1, help="1 (the paper's model) or up to 4, as the demo")
     p.add_argument("--patch_size", type=patch_size_arg, default=16,
-                   help="16 (the paper's), or the demo's TIMExFREQ, e.g. 8x128")
+                   help="16 (the paper's), 32 (the demo's) or TIMExFREQ, e.g. 8x128")
     args = p.parse_args()
     device = resolve_device(args.device)
     torch.manual_seed(0)

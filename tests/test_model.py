@@ -316,7 +316,7 @@ def test_patch_sizes_are_square_or_time_by_frequency_and_must_tile_the_input():
     assert patch_shape(16) == patch_shape("16") == (16, 16)
     assert patch_shape("8x128") == patch_shape((8, 128)) == (8, 128)
     assert patch_size_name("32x32") == 32 and patch_size_name((8, 128)) == "8x128"
-    spectra = build_AST_tiny(patch_size="8x128")  # the demo's: each token one 80 ms spectrum
+    spectra = build_AST_tiny(patch_size="8x128")  # each token one 80 ms spectrum (docs/demo.md)
     assert spectra.patch_embed.grid_size == token_grid("8x128") == (128, 1)  # 1024 / 8 frames, 128 tokens
     assert spectra.patch_embed.proj.weight.shape == (192, 1, 8, 128)
     assert spectra.pos_embed.shape == (1, 1 + 128, 192)
