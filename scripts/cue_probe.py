@@ -13,7 +13,9 @@ the training rooms and scored on the held-out ones, then read:
   from each mel bin's level difference and IPD cos/sin; elevation from the spectral shape (the
   two ears' mean log-mel minus its mean over the bins), where the pinna notch lies;
 - with --ckpt, the trained model's direction token (its CLS token after the encoder and the norm
-  the direction heads read): what the encoder has extracted of those cues.
+  the direction heads read): what the encoder has extracted of those cues; and the mean of its
+  patch tokens after the encoder, which no head reads: a cue found there but not in the direction
+  token is one the encoder holds and the direction token does not gather.
 
 Each row is split into the free-field conditions (anechoic and outdoor; the held-out one is
 anechoic) and the rooms. Front/back is scored on sources 15
@@ -35,7 +37,7 @@ from dataset.metadata import load_class_table  # noqa: E402
 from dataset.spatial_dataset import SpatialSoundDataset  # noqa: E402
 from inference import UsageError, load_model  # noqa: E402
 from models import frontend  # noqa: E402
-from models.spatial_ast import DOA_TOKEN  # noqa: E402
+from models.spatial_ast import DOA_TOKEN, NUM_CLS_TOKENS  # noqa: E402
 from util import metrics  # noqa: E402
 
 
@@ -51,15 +53,19 @@ def time_averaged_features(spec, mel, blocks=None):
 
 
 @torch.no_grad()
-def direction_token(model, audio):
-    """The trained model's direction CLS token, normalised as its direction heads read it: [B, D]."""
-    return model.doa_norm(model.encode(model.features(audio))[:, DOA_TOKEN])
+def encoder_readouts(model, audio):
+    """What the trained model holds, each [B, D]: its direction CLS token, normalised as its direction
+    heads read it, and the mean of its patch tokens after the encoder, which no head reads: where the
+    second carries a cue that the first lacks, the encoder has it and the direction token does not
+    gather it."""
+    tokens = model.encode(model.features(audio))
+    return model.doa_norm(tokens[:, DOA_TOKEN]), tokens[:, NUM_CLS_TOKENS:].mean(dim=1)
 
 
 @torch.no_grad()
 def heard(data, split, model=None, normalize=True, seed=0):
-    """(time-averaged features [N, 512], direction tokens [N, D] or None, spatial targets [N, 3],
-    free field [N]) of one pass over a split as the model hears it."""
+    """(time-averaged features [N, 512], direction tokens [N, D] or None, mean patch tokens [N, D] or
+    None, spatial targets [N, 3], free field [N]) of one pass over a split as the model hears it."""
     classes = load_class_table(os.path.join(data, "class_labels_indices.csv"))
     dataset = SpatialSoundDataset(os.path.join(data, f"{split}.json"), os.path.join(data, "audio"), classes,
                                   os.path.join(data, f"{split}_reverberation.json"), data, "binaural",
@@ -69,16 +75,18 @@ def heard(data, split, model=None, normalize=True, seed=0):
     mel = frontend.mel_matrix()
     blocks, window = frontend.mel_blocks(mel), torch.hann_window(frontend.N_FFT)
     torch.manual_seed(seed)  # the training pass's random responses
-    columns = {"features": [], "tokens": [], "spatial": [], "free_field": []}
+    columns = {"features": [], "tokens": [], "patches": [], "spatial": [], "free_field": []}
     for waveforms, rirs, _, spatial, _, rir_index in DataLoader(dataset, batch_size=16, num_workers=1):
         audio = frontend.fft_convolve(waveforms, rirs)
         columns["features"].append(time_averaged_features(frontend.stft(audio, window), mel, blocks))
         if model is not None:
-            columns["tokens"].append(direction_token(model, audio))
+            token, patches = encoder_readouts(model, audio)
+            columns["tokens"].append(token)
+            columns["patches"].append(patches)
         columns["spatial"].append(spatial)
         columns["free_field"].append(torch.from_numpy(free_field[rir_index.numpy()]))
     out = {name: torch.cat(parts).numpy() if parts else None for name, parts in columns.items()}
-    return out["features"], out["tokens"], out["spatial"], out["free_field"]
+    return out["features"], out["tokens"], out["patches"], out["spatial"], out["free_field"]
 
 
 def probe(train_x, train_spatial, eval_x, eval_spatial, eval_free_field, train_elevation_median):
@@ -117,14 +125,15 @@ def main():
         if model.num_channels != 2:
             raise SystemExit(f"error: {args.ckpt} takes {model.num_channels} input channel(s); this probe needs a "
                              f"binaural model")
-    train_x, train_tokens, train_spatial, _ = heard(args.data, "train", model, normalize)
-    eval_x, eval_tokens, eval_spatial, eval_free_field = heard(args.data, "eval", model, normalize)
+    train_x, train_tokens, train_patches, train_spatial, _ = heard(args.data, "train", model, normalize)
+    eval_x, eval_tokens, eval_patches, eval_spatial, eval_free_field = heard(args.data, "eval", model, normalize)
     median = np.median(train_spatial[:, 2])
     inputs = {"spectral shape, level difference, IPD": slice(None), "spectral shape alone": slice(0, frontend.N_MELS),
               "level difference and IPD": slice(frontend.N_MELS, None)}
     readouts = [(f"time-averaged input: {name}", train_x[:, s], eval_x[:, s]) for name, s in inputs.items()]
     if model is not None:
         readouts.append(("the trained model's direction token", train_tokens, eval_tokens))
+        readouts.append(("the trained model's patch tokens, averaged", train_patches, eval_patches))
     print(f"{len(train_x)} training clips, {len(eval_x)} held-out ({int(eval_free_field.sum())} in free field); "
           f"front/back in % (chance 50), elevation MAE in deg (constant {median - 90:g} deg in brackets)")
     print(f"{'read from':<58} {'all':>16} {'free field':>16} {'rooms':>16}")

@@ -12,7 +12,7 @@ from models import frontend
 from models.spatial_ast import build_AST_tiny
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
-from cue_probe import direction_token, probe, time_averaged_features  # noqa: E402
+from cue_probe import encoder_readouts, probe, time_averaged_features  # noqa: E402
 
 N_MELS = frontend.N_MELS
 
@@ -48,15 +48,17 @@ def test_features_of_a_source_on_the_left_lagging_at_the_right_ear():
     assert (sin[low] < -0.1 * frontend.mel_matrix().sum(dim=0)[low]).all()
 
 
-def test_direction_token_is_what_the_direction_heads_read():
+def test_direction_token_is_what_the_direction_heads_read_and_patches_are_the_rest_averaged():
     torch.manual_seed(0)
-    model = build_AST_tiny(num_classes=3).eval()
+    model = build_AST_tiny(num_classes=3, event_pool="mean").eval()
     audio = torch.randn(2, 2, 32000)
     with torch.no_grad():
-        _, _, azimuth, elevation = model.forward_audio(audio)
-        token = direction_token(model, audio)
+        events, _, azimuth, elevation = model.forward_audio(audio)
+        token, patches = encoder_readouts(model, audio)
         assert torch.allclose(model.azimuth_head(token), azimuth, atol=1e-5)
         assert torch.allclose(model.elevation_head(token), elevation, atol=1e-5)
+        # the mean-pooled events head reads the same average of the patch tokens, CLS tokens left out
+        assert torch.allclose(model.head(model.fc_norm(patches)), events, atol=1e-5)
 
 
 def test_probe_scores_held_out_front_back_and_elevation_by_condition():
