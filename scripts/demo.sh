@@ -5,7 +5,9 @@
 # Re-running skips what is done: the environment, the dataset, and finished training (an interrupted
 # run continues from its last checkpoint). Environment (defaults): DEMO_DATA (data/embedded),
 # DEMO_OUT (outputs/demo, outputs/demo-mono, outputs/demo-ambisonics), DEMO_EPOCHS (7), DEMO_SEED (0; the
-# training seed, the data stays the same), NPROC_PER_NODE (GPUs, else CPU cores). The same rooms,
+# training seed, the data stays the same), DEMO_PATCH (32; or TIMExFREQ, e.g. 8x128),
+# NPROC_PER_NODE (GPUs, else CPU cores). DEMO_PATCH=8x128 [DEMO_EPOCHS=14] reruns docs/demo.md
+# section 4's patch and training-length runs. The same rooms,
 # positions, clips and recipe for all three; only the input and its fusion start differ. Binaural and
 # mono share data/embedded; ambisonics generates data/embedded-ambisonics with the same seed (the same
 # data plus ambisonics/), so that the binaural demo does not pay for ambisonic RIRs.
@@ -28,6 +30,7 @@ DATA="${DEMO_DATA:-$DEFAULT_DATA}"
 OUT="${DEMO_OUT:-$DEFAULT_OUT}"
 EPOCHS="${DEMO_EPOCHS:-7}"
 SEED="${DEMO_SEED:-0}"
+PATCH="${DEMO_PATCH:-32}"
 
 # 1. Data: free field to reverberant rooms, random heads; ~40 s on 2 cores (binaural and mono; several
 #    times that with ambisonics), skipped when DATA already holds it.
@@ -65,7 +68,7 @@ DATA_FLAGS=(--audio_path_root "$DATA/audio" --label_csv "$DATA/class_labels_indi
 #      p = 0.5 it spends the run's first epochs learning "less of every class" (docs/demo.md);
 #    - 7 epochs: about 12-13 minutes of training on 2 CPU cores (13-14 for the whole command); over
 #      three seeds their medians beat 6 epochs' on events, lateral angle and distance (docs/demo.md).
-MODEL_FLAGS=(--model build_AST_tiny --patch_size 32 --amp "$AMP")
+MODEL_FLAGS=(--model build_AST_tiny --patch_size "$PATCH" --amp "$AMP")
 RESUME=()
 [ -f "$OUT/checkpoint-last.pth" ] && RESUME=(--resume "$OUT/checkpoint-last.pth")
 "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" main_finetune.py "${DATA_FLAGS[@]}" \
