@@ -96,6 +96,11 @@ class PatchEmbed(nn.Module):
         return nn.functional.linear(patches, self.proj.weight.flatten(1), self.proj.bias)
 
 
+def mean_patch_token(tokens):
+    """The encoder's patch tokens [B, NUM_CLS_TOKENS + L, D] averaged, the CLS tokens left out: [B, D]."""
+    return tokens[:, NUM_CLS_TOKENS:].mean(dim=1)
+
+
 def drop_token_rows(x, grid_size, mask_t_prob, mask_f_prob):
     """Drop whole time rows and frequency columns of the token grid (AudioMAE 2-D masking).
 
@@ -294,7 +299,7 @@ class SpatialAST(nn.Module):
         """Logits from front-end features [B, FEATURE_MAPS[C], 1024, 128] as `features` returns them."""
         x = self.encode(x, mask_t_prob, mask_f_prob)
         doa = self.doa_norm(x[:, DOA_TOKEN])
-        events = x[:, EVENT_TOKEN] if self.event_pool == "cls" else x[:, NUM_CLS_TOKENS:].mean(dim=1)
+        events = x[:, EVENT_TOKEN] if self.event_pool == "cls" else mean_patch_token(x)
         return (
             self.head(self.fc_norm(events)),
             self.distance_head(self.dis_norm(x[:, DIS_TOKEN])),

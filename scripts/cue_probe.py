@@ -37,7 +37,7 @@ from dataset.metadata import load_class_table  # noqa: E402
 from dataset.spatial_dataset import SpatialSoundDataset  # noqa: E402
 from inference import UsageError, load_model  # noqa: E402
 from models import frontend  # noqa: E402
-from models.spatial_ast import DOA_TOKEN, NUM_CLS_TOKENS  # noqa: E402
+from models.spatial_ast import DOA_TOKEN, mean_patch_token  # noqa: E402
 from util import metrics  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def encoder_readouts(model, audio):
     second carries a cue that the first lacks, the encoder has it and the direction token does not
     gather it."""
     tokens = model.encode(model.features(audio))
-    return model.doa_norm(tokens[:, DOA_TOKEN]), tokens[:, NUM_CLS_TOKENS:].mean(dim=1)
+    return model.doa_norm(tokens[:, DOA_TOKEN]), mean_patch_token(tokens)
 
 
 @torch.no_grad()
