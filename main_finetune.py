@@ -482,7 +482,8 @@ def main(args):
         record = {"epoch": epoch, **{f"train_{k}": v for k, v in train_stats.items()},
                   "train_replaced_clips": replaced_clips(train_loader.dataset, device)}
         if epoch >= args.first_eval_ep or epoch == args.epochs - 1:
-            result = run_evaluation(args, model, val_loader, device, chance)
+            # the last epoch's evaluation writes the full report, so no second run is needed for it
+            result = run_evaluation(args, model, val_loader, device, chance, report=epoch == args.epochs - 1)
             record.update({f"test_{k}": v for k, v in result.items()})
             is_best = result["mAP"] > best_map
             best_map = max(best_map, result["mAP"])

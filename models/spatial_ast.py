@@ -307,11 +307,21 @@ class SpatialAST(nn.Module):
             self.elevation_head(doa),
         )
 
+    def fuse(self, x):
+        """The fusion block (3x3 conv, BatchNorm, GELU): feature maps [B, C, 1024, 128] -> [B, fusion_channels, 1024, 128].
+
+        The conv runs on a channels_last input, where CPU kernels run this wide, shallow conv 2-3x
+        faster; its output goes back to the standard layout before the BatchNorm and GELU, whose
+        kernels, and the GELU's backward against the patch embedding's gradient, are slower on
+        channels_last (scripts/benchmark.py measures the block both ways).
+        """
+        conv, norm, activation = self.conv_downsample
+        return activation(norm(conv(x.contiguous(memory_format=torch.channels_last)).contiguous()))
+
     def encode(self, x, mask_t_prob=0.0, mask_f_prob=0.0):
         """The encoder's output tokens [B, NUM_CLS_TOKENS + patches, D] (the CLS tokens first) for
         front-end features; what the heads read, and what probes of a trained model read."""
-        # channels_last: the CPU kernels run this wide, shallow conv ~4x faster in that layout
-        x = self.conv_downsample(x.contiguous(memory_format=torch.channels_last))
+        x = self.fuse(x)
         if self.training:
             x = frontend.spec_augment(x, self.freqm, self.timem)
         x = self.patch_embed(x) + self.pos_embed[:, 1:, :]

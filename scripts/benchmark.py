@@ -4,9 +4,9 @@
                                 [--fusion_channels 1] [--patch_size 16]
 
 Prints, for the chosen model and batch:
-- four hot spots of a training step, each beside the straightforward formula it replaced
-  (IPD from two atan2 phases, dense mel projections, the fusion conv on a contiguous
-  input, the patch embedding as a strided conv);
+- five hot spots of a training step, each beside the straightforward formula it replaced
+  (IPD from two atan2 phases, dense mel projections, the fusion block (conv, BatchNorm, GELU)
+  in one memory layout throughout, either one, the patch embedding as a strided conv);
 - the front end alone (room convolution, STFT, log-mel, IPD);
 - one training step (forward + backward + AdamW) and one inference forward, in float32 and
   under bfloat16 autocast, as clips per second.
@@ -42,7 +42,7 @@ def median_seconds(fn, repeats, device):
 
 
 def hot_spots(model, waveforms, reverbs, repeats, device):
-    """(name, straightforward seconds, this code's seconds) for four parts of a training step."""
+    """(name, straightforward seconds, this code's seconds) for five parts of a training step."""
     with torch.no_grad():
         spec = frontend.stft(frontend.fft_convolve(waveforms, reverbs), model.window)
         features = model.features(frontend.fft_convolve(waveforms, reverbs))
@@ -53,8 +53,8 @@ def hot_spots(model, waveforms, reverbs, repeats, device):
         ipd = phase[:, 1] - phase[:, 0]
         return torch.cos(ipd) @ mel, torch.sin(ipd) @ mel
 
-    def conv_and_backward(x):
-        model.conv_downsample(x).sum().backward()
+    def fusion_and_backward(fuse):  # through the patch embedding, whose gradient layout the GELU's backward meets
+        model.patch_embed(fuse(features)).sum().backward()
 
     fused = model.conv_downsample(features).detach().requires_grad_()
     with torch.no_grad():
@@ -63,8 +63,11 @@ def hot_spots(model, waveforms, reverbs, repeats, device):
             ("log-mel of both ears", lambda: frontend.log_mel(spec, mel), lambda: frontend.log_mel(spec, mel, blocks)),
         ]
     pairs += [
-        ("fusion conv, forward + backward", lambda: conv_and_backward(features),
-         lambda: conv_and_backward(features.contiguous(memory_format=torch.channels_last))),
+        ("fusion block, forward + backward, vs standard layout", lambda: fusion_and_backward(model.conv_downsample),
+         lambda: fusion_and_backward(model.fuse)),
+        ("fusion block, forward + backward, vs channels_last",
+         lambda: fusion_and_backward(lambda x: model.conv_downsample(x.contiguous(memory_format=torch.channels_last))),
+         lambda: fusion_and_backward(model.fuse)),
         ("patch embedding, forward + backward", lambda: model.patch_embed.proj(fused).sum().backward(),
          lambda: model.patch_embed(fused).sum().backward()),
     ]
@@ -98,7 +101,7 @@ def main():
                          patch_size=args.patch_size).to(device)
     print("hot spots, straightforward formula vs this code:")
     for name, before, after in hot_spots(model, waveforms, reverbs, args.repeats, device):
-        print(f"  {name:<38} {before * 1000:7.1f} ms -> {after * 1000:6.1f} ms  ({before / after:.1f}x)")
+        print(f"  {name:<52} {before * 1000:7.1f} ms -> {after * 1000:6.1f} ms  ({before / after:.1f}x)")
     with torch.no_grad():
         front = median_seconds(lambda: model.features(frontend.fft_convolve(waveforms, reverbs)), args.repeats, device)
     print(f"front end: {b / front:.1f} clips/s ({front * 1000:.0f} ms)")

@@ -303,6 +303,22 @@ def test_event_head_at_the_prior_predicts_each_class_at_its_training_rate():
             model.init_event_head_at_prior(bad)
 
 
+def test_fusion_block_gives_the_same_values_and_gradients_in_its_split_layout():
+    """`fuse` runs the conv channels_last and the rest in the standard layout (a speed choice):
+    the values, the BatchNorm's running statistics and the gradients are the plain block's."""
+    torch.manual_seed(0)
+    split, plain = build_AST_tiny(fusion_channels=7), build_AST_tiny(fusion_channels=7)
+    plain.load_state_dict(split.state_dict())
+    x = torch.randn(2, 4, 64, 32)
+    out_split, out_plain = split.fuse(x), plain.conv_downsample(x)
+    assert out_split.is_contiguous() and torch.allclose(out_split, out_plain, atol=1e-5)
+    out_split.square().sum().backward()
+    out_plain.square().sum().backward()
+    for (name, a), b in zip(split.conv_downsample.named_parameters(), plain.conv_downsample.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-4), name
+    assert torch.allclose(split.conv_downsample[1].running_var, plain.conv_downsample[1].running_var)
+
+
 @pytest.mark.parametrize("channels, patch_size", [(1, 16), (4, 16), (4, "32x8")])
 def test_patch_embedding_equals_the_strided_convolution(channels, patch_size):
     embed = PatchEmbed((64, 32), patch_size, 24, in_channels=channels)

@@ -27,6 +27,11 @@ def test_training_writes_checkpoints_logs_and_metrics(trained):
     assert [c["mid"] for c in checkpoint["classes"]] == ["/t/low", "/t/mid", "/t/high"]
     record = json.loads((trained / "log.txt").read_text().splitlines()[-1])
     assert record["epoch"] == 0 and record["train_loss"] > 0 and "test_mAP" in record
+    # the last epoch's evaluation writes the report of the model that checkpoint-last.pth holds
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["mAP"] == pytest.approx(record["test_mAP"])
+    for name in ("class_ap.csv", "predictions.csv", "azimuth_scatter.png", "lateral_scatter.png"):
+        assert (trained / name).exists(), name
 
 
 def test_resume_continues_from_the_next_epoch(trained, tiny_data, tmp_path):

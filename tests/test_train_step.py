@@ -127,7 +127,7 @@ def test_bf16_autocast_keeps_the_front_end_in_float32():
     model = create_model("build_AST_tiny", num_classes=3).eval()
     waveforms, reverbs = torch.randn(1, 1, 32000), torch.randn(1, 2, 800)
     dtypes = {}
-    model.conv_downsample.register_forward_hook(lambda m, inputs, out: dtypes.update(front=inputs[0].dtype))
+    model.conv_downsample[0].register_forward_hook(lambda m, inputs, out: dtypes.update(front=inputs[0].dtype))
     model.blocks[0].attn.qkv.register_forward_hook(lambda m, inputs, out: dtypes.update(encoder=out.dtype))
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         model(waveforms, reverbs)
