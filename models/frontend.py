@@ -130,6 +130,40 @@ def active_intensity(spec, mel, blocks=None):
     return torch.stack([mel_project(c, mel, blocks) * inverse for c in components], dim=1)
 
 
+@functools.lru_cache(maxsize=8)
+def _cubic_taps(n_in, n_out):
+    """Source frames [n_out, 4] and weights [n_out, 4] of `stretch_frames`: Keys' cubic
+    convolution (a = -0.75, as torch's bicubic), ends aligned, indices clamped at the edges."""
+    a = np.float32(-0.75)
+    # positions in float32, as torch's kernel computes them: the same weights to the last bit
+    scale = np.float32(n_in - 1) / np.float32(n_out - 1) if n_out > 1 else np.float32(0)
+    position = np.arange(n_out, dtype=np.float32) * scale
+    first = np.floor(position).astype(np.int64)
+    t = position - first.astype(np.float32)
+    def near(d):  # |d| <= 1
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+    def far(d):  # 1 < |d| < 2
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    weights = np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], axis=1)
+    taps = np.clip(first[:, None] + np.arange(-1, 3)[None, :], 0, n_in - 1)
+    return torch.from_numpy(taps), torch.from_numpy(weights.astype(np.float32))
+
+
+def stretch_frames(x, frames):
+    """[B, C, n, F] -> [B, C, frames, F] by cubic interpolation along time alone.
+
+    The same values as torch's 2-D bicubic interpolation to (frames, F) with aligned corners,
+    which upstream uses (the frequency axis keeps its size, so its taps are the identity), at a
+    third of its cost on a CPU: four gathers of whole frames and their weighted sum.
+    """
+    taps, weights = _cubic_taps(x.shape[2], frames)
+    taps, weights = taps.to(x.device), weights.to(x.device, x.dtype)
+    out = x.index_select(2, taps[:, 0]) * weights[:, 0, None]
+    for k in range(1, 4):
+        out = out.addcmul_(x.index_select(2, taps[:, k]), weights[:, k, None])
+    return out
+
+
 def mask_along(x, max_width, dim):
     """Zero one random band of width U[0, max_width) along `dim`, drawn per example.
 

@@ -351,7 +351,7 @@ class SpatialAST(nn.Module):
                 raise ValueError(f"input of {audio.shape[-1]} samples gives {frames} frames; "
                                  f"the encoder takes at most {TARGET_FRAMES} (10.24 s at 32 kHz)")
             if frames < TARGET_FRAMES:
-                x = nn.functional.interpolate(x, (TARGET_FRAMES, x.shape[3]), mode="bicubic", align_corners=True)
+                x = frontend.stretch_frames(x, TARGET_FRAMES)  # upstream's bicubic stretch, along time
         return x
 
 

@@ -16,7 +16,7 @@ import torch
 
 from models import build_AST, build_AST_small, build_AST_tiny, config_from_state_dict, create_model
 from models.frontend import (fft_convolve, interaural_phase, log_mel, mask_along, mel_blocks, mel_matrix,
-                             mel_project, stft)
+                             mel_project, stft, stretch_frames)
 from models.pos_embed import sincos_2d
 from models.spatial_ast import (FROZEN_FRONTEND_KEYS, PatchEmbed, drop_token_rows, patch_shape, patch_size_name,
                                  token_grid)
@@ -352,6 +352,16 @@ def test_blocked_mel_projection_equals_the_dense_one():
     assert torch.allclose(mel_project(x, mel, mel_blocks(mel)), x @ mel, rtol=1e-5, atol=1e-6)
     spec = stft(torch.randn(1, 2, 8000), torch.hann_window(1024))
     assert torch.allclose(log_mel(spec, mel, mel_blocks(mel)), log_mel(spec, mel), atol=1e-4)
+
+
+@pytest.mark.parametrize("frames", [1001, 500, 7, 1024])
+def test_time_stretch_equals_torch_bicubic_interpolation_with_aligned_corners(frames):
+    x = torch.randn(2, 3, frames, 16)
+    reference = torch.nn.functional.interpolate(x, (1024, 16), mode="bicubic", align_corners=True)
+    stretched = stretch_frames(x, 1024)
+    assert stretched.shape == reference.shape
+    assert torch.allclose(stretched, reference, rtol=1e-6, atol=1e-5)
+    assert torch.equal(stretched[:, :, [0, -1]], x[:, :, [0, -1]])  # the ends are the input's ends
 
 
 def test_ipd_from_the_cross_spectrum_equals_the_difference_of_phases():
