@@ -228,7 +228,8 @@ def build_loaders(args, train_set, val_set, device):
         val_sampler = DistributedSampler(val_set, world, rank, shuffle=False)
     else:
         val_sampler = torch.utils.data.SequentialSampler(val_set)
-    val_loader = DataLoader(val_set, sampler=val_sampler, drop_last=False, **loader)
+    # its own generator: starting its workers draws nothing from the training's RNG
+    val_loader = DataLoader(val_set, sampler=val_sampler, drop_last=False, generator=torch.Generator(), **loader)
     if train_set is None:
         return None, val_loader
     if args.weight_sampler:

@@ -113,9 +113,11 @@ class SpatialSoundDataset(Dataset):
         return self._scratch_buffer
 
     def __getitem__(self, index):
-        # Per-item generator from torch's RNG: torch seeds each DataLoader worker and
-        # rank differently every epoch, numpy's global RNG would repeat across workers.
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+        # Training: a per-item generator from torch's RNG, which torch seeds differently in each
+        # DataLoader worker and rank (numpy's global RNG would repeat across workers). Evaluation
+        # is fixed per clip and draws nothing from torch's RNG, so that how often a run evaluates
+        # does not change its training.
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()) if self.train else index)
         rir_index = int(rng.integers(len(self.rirs))) if self.train else int(self.eval_rir_index[index])
         waveform = np.zeros(audio.CLIP_SAMPLES, dtype=np.float32)
         labels = np.zeros(len(self.classes), dtype=np.float32)

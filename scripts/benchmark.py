@@ -4,9 +4,10 @@
                                 [--fusion_channels 1] [--patch_size 16]
 
 Prints, for the chosen model and batch:
-- five hot spots of a training step, each beside the straightforward formula it replaced
-  (IPD from two atan2 phases, dense mel projections, the fusion block (conv, BatchNorm, GELU)
-  in one memory layout throughout, either one, the patch embedding as a strided conv);
+- six hot spots of a training step, each beside the straightforward formula it replaced
+  (IPD from two atan2 phases, dense mel projections, the 2-D bicubic stretch to 1024 frames,
+  the fusion block (conv, BatchNorm, GELU) in one memory layout throughout, either one, the
+  patch embedding as a strided conv);
 - the front end alone (room convolution, STFT, log-mel, IPD);
 - one training step (forward + backward + AdamW) and one inference forward, in float32 and
   under bfloat16 autocast, as clips per second.
@@ -42,11 +43,12 @@ def median_seconds(fn, repeats, device):
 
 
 def hot_spots(model, waveforms, reverbs, repeats, device):
-    """(name, straightforward seconds, this code's seconds) for five parts of a training step."""
+    """(name, straightforward seconds, this code's seconds) for six parts of a training step."""
     with torch.no_grad():
         spec = frontend.stft(frontend.fft_convolve(waveforms, reverbs), model.window)
         features = model.features(frontend.fft_convolve(waveforms, reverbs))
     mel, blocks = model.mel, model.mel_blocks
+    maps = features[:, :, :spec.shape[2]].contiguous()  # the feature maps before their stretch to 1024 frames
 
     def ipd_from_phases():
         phase = torch.atan2(spec.imag, spec.real)
@@ -61,6 +63,9 @@ def hot_spots(model, waveforms, reverbs, repeats, device):
         pairs = [
             ("IPD cos/sin on the mel basis", ipd_from_phases, lambda: frontend.interaural_phase(spec, mel, blocks)),
             ("log-mel of both ears", lambda: frontend.log_mel(spec, mel), lambda: frontend.log_mel(spec, mel, blocks)),
+            ("1001 -> 1024 frames: 2-D bicubic vs along time",
+             lambda: torch.nn.functional.interpolate(maps, (1024, maps.shape[3]), mode="bicubic", align_corners=True),
+             lambda: frontend.stretch_frames(maps, 1024)),
         ]
     pairs += [
         ("fusion block, forward + backward, vs standard layout", lambda: fusion_and_backward(model.conv_downsample),

@@ -120,7 +120,7 @@ def band_ilds(listener_head):
 
 def test_nominal_head_level_differences_follow_kemar():
     error = band_ilds(head.NOMINAL_HEAD) - np.array(list(KEMAR_ILD_DB.values()))
-    assert np.sqrt(np.mean(error ** 2)) < 3.0  # 2.4 dB; Brown & Duda's sphere alone (format 3): 4.4 dB
+    assert np.sqrt(np.mean(error ** 2)) < 3.0  # 2.6 dB; Brown & Duda's sphere alone (format 3): 4.4 dB
     assert np.abs(error).max() < 7.5  # the sphere has no pinna resonances: KEMAR's 1-4 kHz wiggles stay
 
 

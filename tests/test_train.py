@@ -50,6 +50,19 @@ def test_resume_continues_from_the_next_epoch(trained, tiny_data, tmp_path):
     assert log[0]["train_lr"] < 2e-3 * 2 / 256
 
 
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_how_often_a_run_evaluates_does_not_change_its_training(tiny_data, tmp_path, workers):
+    weights = []
+    for first_eval in ("0", "1"):  # evaluate after both epochs, or after the last one only
+        out = tmp_path / f"eval-from-{first_eval}"
+        assert main_finetune.run(train_args(tiny_data, out, "--first_eval_ep", first_eval,
+                                            "--num_workers", workers)) == 0
+        log = [json.loads(line) for line in (out / "log.txt").read_text().splitlines()]
+        assert [("test_mAP" in r) for r in log] == [first_eval == "0", True]
+        weights.append(load_checkpoint(str(out / "checkpoint-last.pth"))["model"])
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_eval_writes_the_four_metrics(trained, tiny_data, tmp_path):
     out = tmp_path / "eval"
     args = train_args(tiny_data, out, "--eval", "--finetune", str(trained / "checkpoint-best.pth"))
