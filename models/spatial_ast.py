@@ -308,7 +308,8 @@ class SpatialAST(nn.Module):
         )
 
     def fuse(self, x):
-        """The fusion block (3x3 conv, BatchNorm, GELU): feature maps [B, C, 1024, 128] -> [B, fusion_channels, 1024, 128].
+        """The fusion block (3x3 conv, BatchNorm, GELU): feature maps [B, C, 1024, 128] ->
+        [B, fusion_channels, 1024, 128].
 
         The conv runs on a channels_last input, where CPU kernels run this wide, shallow conv 2-3x
         faster; its output goes back to the standard layout before the BatchNorm and GELU, whose

@@ -48,7 +48,7 @@ def hot_spots(model, waveforms, reverbs, repeats, device):
         spec = frontend.stft(frontend.fft_convolve(waveforms, reverbs), model.window)
         features = model.features(frontend.fft_convolve(waveforms, reverbs))
     mel, blocks = model.mel, model.mel_blocks
-    maps = features[:, :, :spec.shape[2]].contiguous()  # the feature maps before their stretch to 1024 frames
+    maps = features[:, :, :spec.shape[2]].contiguous()  # feature maps of the STFT's frame count, as the stretch takes
 
     def ipd_from_phases():
         phase = torch.atan2(spec.imag, spec.real)
@@ -58,7 +58,7 @@ def hot_spots(model, waveforms, reverbs, repeats, device):
     def fusion_and_backward(fuse):  # through the patch embedding, whose gradient layout the GELU's backward meets
         model.patch_embed(fuse(features)).sum().backward()
 
-    fused = model.conv_downsample(features).detach().requires_grad_()
+    fused = model.fuse(features).detach().requires_grad_()  # in the layout the model hands the patch embedding
     with torch.no_grad():
         pairs = [
             ("IPD cos/sin on the mel basis", ipd_from_phases, lambda: frontend.interaural_phase(spec, mel, blocks)),
