@@ -85,8 +85,8 @@ def get_args_parser():
                         "more keep level and spatial cues apart")
     p.add_argument("--fusion_init", choices=["random", "interaural", "intensity"], default="random",
                    help="start of the fusion conv when training from scratch: random (upstream), interaural "
-                        "(level difference, then level, IPD sin and cos, then right minus left, -sin, -cos, one "
-                        "per fused channel; binaural only) or intensity (W level, then intensity x, y, z, -x, -y, "
+                        "(level difference, then level, IPD sin and cos, then right minus left, -sin, -cos, -level, "
+                        "one per fused channel; binaural only) or intensity (W level, then intensity x, y, z, -x, -y, "
                         "-z; ambisonics only)")
     p.add_argument("--event_pool", choices=list(EVENT_POOLS), default="cls",
                    help="what the events head reads: its CLS token (cls, the paper's model) or the mean of the "

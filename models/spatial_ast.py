@@ -222,8 +222,8 @@ class SpatialAST(nn.Module):
     def init_fusion_interaural(self):
         """Start the fusion conv on the interaural cues: output channel k begins as the k-th of
         left minus right log-mel (the interaural level difference), mean log-mel (the level),
-        IPD sin and IPD cos, then the negatives of the signed ones (right minus left, -sin,
-        -cos), for as many channels as the model fuses into.
+        IPD sin and IPD cos, then the negatives (right minus left, -sin, -cos, -level), for as
+        many channels as the model fuses into.
 
         For training from scratch. From a random start the conv confounds level and interaural
         cues, and a small run never separates them (scripts/fusion_probe.py measures this).
@@ -234,13 +234,15 @@ class SpatialAST(nn.Module):
         normalised log-mels, on the same scale. The GELU after it passes a signed cue's
         positive half and squashes the negative one into (-0.17, 0]: sources on the right
         (negative level difference) would start nearly invisible, so channels 5-7 carry the
-        mirrored halves (docs/demo.md). Pretrained or resumed weights replace this.
+        mirrored halves (docs/demo.md). The level is signed too once the BatchNorm centres it:
+        its dips below the mean, a pinna notch among them, survive only in channel 8 (-level;
+        `scripts/cue_probe.py --fusion` measures this). Pretrained or resumed weights replace this.
         """
         if self.num_channels != 2:
             raise ValueError("the interaural fusion start needs a binaural model (num_channels=2)")
         # input maps: left, right log-mel, IPD cos, IPD sin; centre taps of the 3x3 kernels
         ild, level, sin, cos = [1.0, -1.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0]
-        self._init_fusion_centre_taps([ild, level, sin, cos] + [[-t for t in taps] for taps in (ild, sin, cos)])
+        self._init_fusion_centre_taps([ild, level, sin, cos] + [[-t for t in taps] for taps in (ild, sin, cos, level)])
 
     @property
     def is_ambisonic(self):

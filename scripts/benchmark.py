@@ -1,7 +1,7 @@
 """Speed figures, measured side by side in one process (run by hand; the machine's load matters).
 
     python scripts/benchmark.py [--model build_AST_tiny] [--batch_size 8] [--repeats 5] [--device auto]
-                                [--fusion_channels 1] [--patch_size 16]
+                                [--fusion_channels 1] [--patch_size 16] [--allocator]
 
 Prints, for the chosen model and batch:
 - six hot spots of a training step, each beside the straightforward formula it replaced
@@ -12,10 +12,17 @@ Prints, for the chosen model and batch:
 - one training step (forward + backward + AdamW) and one inference forward, in float32 and
   under bfloat16 autocast, as clips per second.
 Medians over `--repeats` runs after one warm-up run.
+
+With `--allocator`, instead: the float32 training step in fresh processes under glibc's default
+malloc and under scripts/allocator.sh's settings (which the scripts export), taking turns, with
+the page faults and kernel time per step that the difference comes from.
 """
 import argparse
+import json
 import os
+import resource
 import statistics
+import subprocess
 import sys
 import time
 
@@ -40,6 +47,54 @@ def median_seconds(fn, repeats, device):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def train_step_fn(model, waveforms, reverbs, device, amp=None):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def train_step():
+        model.train()
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            outputs = model(waveforms, reverbs, 0.25, 0.25)
+        sum(o.float().mean() for o in outputs).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return train_step
+
+
+def step_cost(train_step, repeats):
+    """Seconds, minor page faults and kernel seconds per float32 training step, after two warm-ups."""
+    train_step(), train_step()
+    before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    for _ in range(repeats):
+        train_step()
+    seconds, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
+    return {"seconds": seconds / repeats, "faults": (after.ru_minflt - before.ru_minflt) / repeats,
+            "kernel_seconds": (after.ru_stime - before.ru_stime) / repeats}
+
+
+def compare_allocators(argv, rounds=3):
+    """The training step under glibc's default malloc and under scripts/allocator.sh, each in fresh
+    processes (glibc reads its settings at start-up), taking turns so that load drifts hit both."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "allocator.sh")
+    clean = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    tuned = subprocess.run(["bash", "-c", f'source "{script}"; printf %s "$GLIBC_TUNABLES"'], env=clean,
+                           check=True, capture_output=True, text=True).stdout
+    settings = {"glibc default": clean, "scripts/allocator.sh": {**clean, "GLIBC_TUNABLES": tuned}}
+    runs = {name: [] for name in settings}
+    for _ in range(rounds):
+        for name, env in settings.items():
+            out = subprocess.run([sys.executable, os.path.abspath(__file__), *argv, "--step_cost"], env=env,
+                                 check=True, capture_output=True, text=True).stdout
+            runs[name].append(json.loads(out.splitlines()[-1]))
+    print(f"float32 training step, median of {rounds} processes each ({tuned}):")
+    base = statistics.median(r["seconds"] for r in runs["glibc default"])
+    for name, results in runs.items():
+        seconds = statistics.median(r["seconds"] for r in results)
+        faults = statistics.median(r["faults"] for r in results)
+        kernel = statistics.median(r["kernel_seconds"] for r in results)
+        print(f"  {name:<22} {seconds * 1000:6.0f} ms/step ({base / seconds:.2f}x), {faults:8.0f} page faults "
+              f"and {kernel * 1000:4.0f} ms in the kernel per step")
 
 
 def hot_spots(model, waveforms, reverbs, repeats, device):
@@ -90,15 +145,25 @@ def main():
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="auto")
-    p.add_argument("--fusion_channels", type=int, default=1, help="1 (the paper's model) or up to 4, as the demo")
+    p.add_argument("--fusion_channels", type=int, default=1, help="1 (the paper's model) up to 8 binaural; the demo fuses 7")
     p.add_argument("--patch_size", type=patch_size_arg, default=16,
                    help="16 (the paper's), 32 (the demo's) or TIMExFREQ, e.g. 8x128")
+    p.add_argument("--allocator", action="store_true",
+                   help="compare glibc's default malloc with scripts/allocator.sh on the training step")
+    p.add_argument("--step_cost", action="store_true", help=argparse.SUPPRESS)  # one --allocator process
     args = p.parse_args()
+    if args.allocator:
+        return compare_allocators([a for a in sys.argv[1:] if a != "--allocator"])
     device = resolve_device(args.device)
     torch.manual_seed(0)
     b = args.batch_size
     waveforms = torch.randn(b, 1, 320000, device=device) * 0.1
     reverbs = torch.randn(b, 2, 64000, device=device) * torch.linspace(1, 0, 64000, device=device) ** 8
+    if args.step_cost:
+        model = create_model(args.model, num_classes=355, fusion_channels=args.fusion_channels,
+                             patch_size=args.patch_size).to(device)
+        print(json.dumps(step_cost(train_step_fn(model, waveforms, reverbs, device), args.repeats)))
+        return
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"model {args.model}, batch {b}, {args.fusion_channels} fused channel(s), {'x'.join(map(str, patch_shape(args.patch_size)))} patches")
 
@@ -111,15 +176,8 @@ def main():
         front = median_seconds(lambda: model.features(frontend.fft_convolve(waveforms, reverbs)), args.repeats, device)
     print(f"front end: {b / front:.1f} clips/s ({front * 1000:.0f} ms)")
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     for amp in (None, torch.bfloat16):
-        def train_step():
-            model.train()
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                outputs = model(waveforms, reverbs, 0.25, 0.25)
-            sum(o.float().mean() for o in outputs).backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+        train_step = train_step_fn(model, waveforms, reverbs, device, amp)
 
         @torch.no_grad()
         def infer():

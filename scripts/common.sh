@@ -2,6 +2,7 @@
 # Every path is an environment variable with a default below; override any of them.
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ -x "$REPO/.venv/bin/python" ]; then PY="${PY:-$REPO/.venv/bin/python}"; else PY="${PY:-python}"; fi
+source "$REPO/scripts/allocator.sh"
 
 REVERB_TYPE="${1:-binaural}"
 case "$REVERB_TYPE" in

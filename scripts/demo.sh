@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The embedded demo, no downloads: generate a small binaural dataset, train a tiny Spatial-AST on it
 # through torchrun, evaluate it on held-out rooms and print the metrics beside chance.
-#   bash scripts/demo.sh [binaural|mono|ambisonics]
+#   bash scripts/demo.sh [binaural|mono|ambisonics] [main_finetune.py flags...]
+# Flags after the reverb type go to main_finetune.py after the recipe's, so they override it, e.g.
+# `DEMO_OUT=outputs/demo-mixup bash scripts/demo.sh binaural --mixup 0.5` (docs/demo.md section 4).
 # Re-running skips what is done: the environment, the dataset, and finished training (an interrupted
 # run continues from its last checkpoint). Environment (defaults): DEMO_DATA (data/embedded),
 # DEMO_OUT (outputs/demo, outputs/demo-mono, outputs/demo-ambisonics), DEMO_EPOCHS (7), DEMO_SEED (0; the
@@ -16,6 +18,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO"
 
 REVERB_TYPE="${1:-binaural}"
+EXTRA_FLAGS=("${@:2}")
 DEFAULT_DATA="$REPO/data/embedded"; GENERATE=()
 case "$REVERB_TYPE" in
     binaural) DEFAULT_OUT="$REPO/outputs/demo"; FUSION=(--fusion_channels 7 --fusion_init interaural) ;;
@@ -79,7 +82,7 @@ RESUME=()
     --blr 2.4e-2 --freqm 0 --timem 0 --layer_decay 1.0 --weight_decay 0.05 --drop_path 0 \
     --event_loss_weight 50 --event_head_init prior \
     --num_workers 1 --dist_eval --first_eval_ep 2 --dataset embedded --seed "$SEED" --output_dir "$OUT" \
-    "${RESUME[@]}"
+    "${RESUME[@]}" "${EXTRA_FLAGS[@]}"
 
 # 4. The last epoch's evaluation, on the held-out rooms, wrote metrics.json (with chance) and the
 #    report: the final model's, not checkpoint-best.pth's (that epoch was chosen by mAP on these same

@@ -1,5 +1,6 @@
 # Source me: create or reuse .venv at the repository root and keep it in step with
-# requirements.txt (re-installed only when that file changes). Sets REPO and PY.
+# requirements.txt (re-installed only when that file changes). Sets REPO and PY, and the allocator's
+# settings (allocator.sh).
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 PY="$VENV/bin/python"
@@ -15,3 +16,4 @@ if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$_want" ]; then
     echo "$_want" > "$VENV/.requirements.sha256"
 fi
 unset _want
+source "$REPO/scripts/allocator.sh"

@@ -12,7 +12,7 @@ from models import frontend
 from models.spatial_ast import build_AST_tiny
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
-from cue_probe import encoder_readouts, probe, time_averaged_features  # noqa: E402
+from cue_probe import encoder_readouts, fused_level, probe, time_averaged_features  # noqa: E402
 
 N_MELS = frontend.N_MELS
 
@@ -59,6 +59,25 @@ def test_direction_token_is_what_the_direction_heads_read_and_patches_are_the_re
         assert torch.allclose(model.elevation_head(token), elevation, atol=1e-5)
         # the mean-pooled events head reads the same average of the patch tokens, CLS tokens left out
         assert torch.allclose(model.head(model.fc_norm(patches)), events, atol=1e-5)
+
+
+def test_fused_level_reads_the_interaural_start_level_before_and_after_the_gelu():
+    # at its initial statistics (eval) the BatchNorm after the conv is the identity: the level channel
+    # before the GELU is the ears' mean normalised log-mel, after it GELU of that, and channel 7 GELU
+    # of its negative; each averaged over time
+    torch.manual_seed(0)
+    model = build_AST_tiny(fusion_channels=8).eval()
+    model.init_fusion_interaural()
+    audio = torch.randn(2, 2, 16000)
+    with torch.no_grad():
+        x = model.features(audio)
+        level = x[:, :2].mean(dim=1)  # only the centre taps start non-zero: the padding adds nothing
+        read = fused_level(model, audio)
+        gelu = torch.nn.functional.gelu
+        expected = torch.stack([level, gelu(level), gelu(-level)], dim=1).mean(dim=2)
+    assert read.shape == (2, 3, N_MELS)
+    assert torch.allclose(read, expected, atol=1e-4)
+    assert (read[:, 2] > 0).all() and (read[:, 1] > -0.17).all()
 
 
 def test_probe_scores_held_out_front_back_and_elevation_by_condition():

@@ -254,6 +254,28 @@ def test_seven_fused_channels_hear_left_and_right_alike_from_the_start():
         assert four.conv_downsample(right)[:, 0].abs().max() < 0.2 < four.conv_downsample(left)[:, 0].min()
 
 
+def test_eighth_fused_channel_keeps_a_dip_below_the_mean_level_that_the_gelu_squashes():
+    # The BatchNorm before the conv centres each ear's log-mel, so the level is signed too: the high
+    # bands, where the pinna notch lies, sit below the mean (in the demo's data the notch band's level
+    # averages -0.5 there, 40 % of it below -0.75; scripts/cue_probe.py --fusion). The GELU is nearly
+    # flat below -1 (GELU(-1.5) = -0.100, GELU(-2.5) = -0.016), so a 1-unit notch at -1.5 barely moves
+    # the level channel, where the eighth channel, the minus level, carries it whole
+    # (GELU(1.5) = 1.400, GELU(2.5) = 2.484).
+    level = torch.full((1, 1, 64, 32), 0.5)
+    level[..., 20:28] = -1.5  # a quiet high band
+    notched = level.clone()
+    notched[..., 22:26] -= 1.0  # the notch, the same in both ears
+    ipd = torch.zeros(1, 1, 64, 32)
+    maps = [torch.cat([x, x, ipd.cos(), ipd.sin()], dim=1) for x in (level, notched)]
+    model = build_AST_tiny(fusion_channels=8).eval()  # eval: BatchNorm at its initial statistics
+    model.init_fusion_interaural()
+    with torch.no_grad():
+        plain, dipped = (model.conv_downsample(x)[..., 2:-2, 23:25] for x in maps)  # inside the notch
+    assert torch.allclose(dipped[:, 7] - plain[:, 7], torch.full_like(plain[:, 7], 2.484 - 1.400), atol=2e-3)
+    assert (dipped[:, :7] - plain[:, :7]).abs().max() < 0.09  # the seven-channel start's view of it
+    assert torch.allclose(dipped[:, 1] - plain[:, 1], torch.full_like(plain[:, 1], 0.100 - 0.016), atol=2e-3)
+
+
 def test_fusion_channels_outside_twice_the_feature_maps_are_refused():
     with pytest.raises(ValueError, match="fusion_channels must be 1..8"):
         build_AST_tiny(fusion_channels=9)
