@@ -159,16 +159,14 @@ def main():
     b = args.batch_size
     waveforms = torch.randn(b, 1, 320000, device=device) * 0.1
     reverbs = torch.randn(b, 2, 64000, device=device) * torch.linspace(1, 0, 64000, device=device) ** 8
+    model = create_model(args.model, num_classes=355, fusion_channels=args.fusion_channels,
+                         patch_size=args.patch_size).to(device)
     if args.step_cost:
-        model = create_model(args.model, num_classes=355, fusion_channels=args.fusion_channels,
-                             patch_size=args.patch_size).to(device)
         print(json.dumps(step_cost(train_step_fn(model, waveforms, reverbs, device), args.repeats)))
         return
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"model {args.model}, batch {b}, {args.fusion_channels} fused channel(s), {'x'.join(map(str, patch_shape(args.patch_size)))} patches")
 
-    model = create_model(args.model, num_classes=355, fusion_channels=args.fusion_channels,
-                         patch_size=args.patch_size).to(device)
     print("hot spots, straightforward formula vs this code:")
     for name, before, after in hot_spots(model, waveforms, reverbs, args.repeats, device):
         print(f"  {name:<52} {before * 1000:7.1f} ms -> {after * 1000:6.1f} ms  ({before / after:.1f}x)")

@@ -23,11 +23,16 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
 """
 
 
-def tunables_after_sourcing(existing=None):
+def env_with(tunables):
+    """This environment with GLIBC_TUNABLES set to `tunables`, or unset for None."""
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-    if existing is not None:
-        env["GLIBC_TUNABLES"] = existing
-    out = subprocess.run(["bash", "-c", f'source "{SCRIPT}"; printf %s "$GLIBC_TUNABLES"'], env=env,
+    if tunables is not None:
+        env["GLIBC_TUNABLES"] = tunables
+    return env
+
+
+def tunables_after_sourcing(existing=None):
+    out = subprocess.run(["bash", "-c", f'source "{SCRIPT}"; printf %s "$GLIBC_TUNABLES"'], env=env_with(existing),
                          check=True, capture_output=True, text=True)
     return out.stdout
 
@@ -42,10 +47,7 @@ def test_sourcing_turns_off_mmap_and_keeps_other_tunables_and_a_users_own_mmap_s
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings are glibc's")
 def test_a_large_block_freed_and_allocated_again_is_reused_instead_of_faulted_in():
     def faults(tunables):
-        env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-        if tunables:
-            env["GLIBC_TUNABLES"] = tunables
-        out = subprocess.run([sys.executable, "-c", FAULTS_PER_BLOCK], env=env, check=True,
+        out = subprocess.run([sys.executable, "-c", FAULTS_PER_BLOCK], env=env_with(tunables), check=True,
                              capture_output=True, text=True)
         return float(out.stdout)
 
