@@ -68,9 +68,13 @@ def compute_loss(outputs, labels, spatial, args):
         "loss_elevation": F.cross_entropy(elevation, gaussian_targets(spatial[:, 2], elevation.shape[1],
                                                                        direction_sigma)),
     }
+    elevation_weight = getattr(args, "elevation_loss_weight", None)  # absent from older checkpoints' args
+    if elevation_weight is None:
+        elevation_weight = args.direction_loss_weight
     loss = (args.event_loss_weight * parts["loss_events"]
             + args.distance_loss_weight * parts["loss_distance"]
-            + args.direction_loss_weight * (parts["loss_azimuth"] + parts["loss_elevation"]))
+            + args.direction_loss_weight * parts["loss_azimuth"]
+            + elevation_weight * parts["loss_elevation"])
     return loss, parts
 
 

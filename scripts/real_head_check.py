@@ -46,6 +46,12 @@ def load_kemar():
     """(HRIRs [N, 2 (left, right), samples] at 32 kHz, azimuth [N], elevation [N]) in this
     project's frame (azimuth 0 = right, 90 = front), or SystemExit without slab."""
     try:
+        import sounddevice  # noqa: F401  (slab's playback)
+    except ImportError:
+        pass
+    except OSError:  # installed, but the PortAudio library is not (a headless machine): slab treats
+        sys.modules["sounddevice"] = None  # sounddevice as absent and plays nothing, which this check never does
+    try:
         import slab
     except ImportError:
         raise SystemExit("error: this check needs the optional package slab (pip install slab), which bundles "

@@ -48,6 +48,17 @@ def test_one_hot_loss_is_upstreams_weighted_sum():
     assert parts["loss_azimuth"].item() == pytest.approx(F.cross_entropy(azimuth, spatial[:, 1]).item(), rel=1e-6)
 
 
+def test_elevation_loss_weight_moves_only_the_elevation_term_and_defaults_to_the_direction_weight():
+    outputs, labels = random_outputs(), torch.randint(0, 2, (4, 5)).float()
+    spatial = torch.tensor([[3, 10, 80], [0, 200, 95], [20, 359, 60], [7, 90, 120]])
+    base, parts = compute_loss(outputs, labels, spatial, loss_args())
+    unset, _ = compute_loss(outputs, labels, spatial, SimpleNamespace(**vars(loss_args()), elevation_loss_weight=None))
+    heavier, _ = compute_loss(outputs, labels, spatial, SimpleNamespace(**vars(loss_args()), elevation_loss_weight=8.0))
+    assert unset.item() == pytest.approx(base.item())
+    # 8 in place of the direction weight's 2 on the elevation CE alone: 6 more of it, nothing else
+    assert heavier.item() == pytest.approx(base.item() + 6.0 * parts["loss_elevation"].item(), rel=1e-6)
+
+
 def test_soft_targets_make_a_near_miss_cheaper_than_a_far_one():
     def azimuth_loss(predicted_degree, sigma):
         logits = torch.full((1, 360), -10.0)
