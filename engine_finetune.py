@@ -68,7 +68,8 @@ def compute_loss(outputs, labels, spatial, args):
         "loss_elevation": F.cross_entropy(elevation, gaussian_targets(spatial[:, 2], elevation.shape[1],
                                                                        direction_sigma)),
     }
-    elevation_weight = getattr(args, "elevation_loss_weight", None)  # absent from older checkpoints' args
+    # the scripts' and tests' own loss namespaces (fusion_probe, benchmark_gpu) leave it out: None too
+    elevation_weight = getattr(args, "elevation_loss_weight", None)
     if elevation_weight is None:
         elevation_weight = args.direction_loss_weight
     loss = (args.event_loss_weight * parts["loss_events"]

@@ -62,7 +62,7 @@ def get_args_parser():
     p.add_argument("--direction_loss_weight", type=float, default=2.0, help="weight of azimuth + elevation CE")
     p.add_argument("--elevation_loss_weight", type=float, default=None,
                    help="weight of the elevation CE alone (default: --direction_loss_weight); the demo's "
-                        "elevation is learnt at 8 in one measured seed (docs/demo.md section 4)")
+                        "elevation is learnt at 8 in both measured seeds (docs/demo.md section 4)")
     p.add_argument("--direction_label_sigma", type=float, default=0.0,
                    help="degrees: Gaussian soft targets over azimuth (circular) and elevation classes "
                         "(0: one-hot, as upstream)")
@@ -343,8 +343,8 @@ MODEL_ARGS = ("model", "nb_classes", "patch_size", "fusion_channels", "event_poo
 # Stored arguments that change what the run computes: another value makes a different experiment.
 RUN_ARGS = ("lr", "blr", "min_lr", "warmup_epochs", "epochs", "layer_decay", "weight_decay", "clip_grad",
              "batch_size", "accum_iter", "world_size", "amp", "event_loss_weight", "distance_loss_weight",
-             "direction_loss_weight", "elevation_loss_weight", "direction_label_sigma", "distance_label_sigma", "mixup", "roll_mag_aug",
-             "audio_normalize", "freqm", "timem", "mask_t_prob", "mask_f_prob", "mask_2d", "drop_path",
+             "direction_loss_weight", "elevation_loss_weight", "direction_label_sigma", "distance_label_sigma",
+             "mixup", "roll_mag_aug", "audio_normalize", "freqm", "timem", "mask_t_prob", "mask_f_prob", "mask_2d", "drop_path",
              "weight_sampler", "epoch_len", "distributed_wrapper", "replacement", "seed", "audio_path_root",
              "audioset_train", "audioset_eval", "label_csv", "weight_csv", "reverb_path_root", "reverb_train",
              "reverb_val")

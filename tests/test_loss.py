@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from engine_finetune import compute_loss, gaussian_targets
 
 
-def loss_args(direction_sigma=0.0, distance_sigma=0.0):
+def loss_args(direction_sigma=0.0, distance_sigma=0.0, **extra):
     return SimpleNamespace(event_loss_weight=1250.0, distance_loss_weight=1.0, direction_loss_weight=2.0,
-                           direction_label_sigma=direction_sigma, distance_label_sigma=distance_sigma)
+                           direction_label_sigma=direction_sigma, distance_label_sigma=distance_sigma, **extra)
 
 
 def random_outputs(batch=4, num_classes=5, seed=0):
@@ -52,8 +52,8 @@ def test_elevation_loss_weight_moves_only_the_elevation_term_and_defaults_to_the
     outputs, labels = random_outputs(), torch.randint(0, 2, (4, 5)).float()
     spatial = torch.tensor([[3, 10, 80], [0, 200, 95], [20, 359, 60], [7, 90, 120]])
     base, parts = compute_loss(outputs, labels, spatial, loss_args())
-    unset, _ = compute_loss(outputs, labels, spatial, SimpleNamespace(**vars(loss_args()), elevation_loss_weight=None))
-    heavier, _ = compute_loss(outputs, labels, spatial, SimpleNamespace(**vars(loss_args()), elevation_loss_weight=8.0))
+    unset, _ = compute_loss(outputs, labels, spatial, loss_args(elevation_loss_weight=None))
+    heavier, _ = compute_loss(outputs, labels, spatial, loss_args(elevation_loss_weight=8.0))
     assert unset.item() == pytest.approx(base.item())
     # 8 in place of the direction weight's 2 on the elevation CE alone: 6 more of it, nothing else
     assert heavier.item() == pytest.approx(base.item() + 6.0 * parts["loss_elevation"].item(), rel=1e-6)
