@@ -51,6 +51,9 @@ def get_args_parser():
     p.add_argument("--min_lr", type=float, default=1e-6, help="lr at the end of the cosine")
     p.add_argument("--warmup_epochs", type=float, default=4)
     p.add_argument("--layer_decay", type=float, default=0.75, help="layer-wise lr decay (BEiT)")
+    p.add_argument("--head_lr_scale", type=float, default=1.0,
+                   help="the four linear heads' lr as a multiple of the top layer's (1: upstream's; "
+                        "docs/demo.md section 4 measures 10 on the demo)")
     p.add_argument("--weight_decay", type=float, default=5e-4)
     p.add_argument("--clip_grad", type=float, default=None, help="gradient norm clip (default: off)")
     p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none",
@@ -262,7 +265,8 @@ def build_model(args, num_channels):
 
 def build_optimizer(args, model, device):
     """AdamW over the layer-decay groups: one fused kernel on CUDA, multi-tensor (foreach) elsewhere."""
-    groups = param_groups_layer_decay(model, args.weight_decay, args.layer_decay, model.no_weight_decay())
+    groups = param_groups_layer_decay(model, args.weight_decay, args.layer_decay, model.no_weight_decay(),
+                                      args.head_lr_scale, model.HEADS)
     return torch.optim.AdamW(groups, lr=args.lr, **adamw_kernel(device))
 
 
@@ -351,13 +355,19 @@ RUN_ARGS = ("lr", "blr", "min_lr", "warmup_epochs", "epochs", "layer_decay", "we
 
 
 def compare_resumed_args(stored, args, path):
-    """Refuse shape-changing differences from the checkpoint's run; warn on run-changing ones."""
+    """Refuse shape- and optimizer-changing differences from the checkpoint's run; warn on run-changing ones."""
     current = {**vars(args), "world_size": dist.get_world_size()}
     changed = {n for n in MODEL_ARGS + RUN_ARGS if n in stored and stored[n] != current.get(n)}
     model_changes = [n for n in MODEL_ARGS if n in changed]
     if model_changes:
         raise CheckpointError(f"{path}: cannot resume with another model: " + ", ".join(
             f"--{n} {current.get(n)} (the run used {stored[n]})" for n in model_changes))
+    # The optimizer's state holds the run's parameter groups and their lr scales, so the heads'
+    # scale cannot change on resume; checkpoints from before the option ran at 1.
+    stored_head_scale = stored.get("head_lr_scale", 1.0)
+    if stored_head_scale != args.head_lr_scale:
+        raise CheckpointError(f"{path}: cannot resume with another optimizer: --head_lr_scale {args.head_lr_scale} "
+                              f"(the run used {stored_head_scale})")
     for name in (n for n in RUN_ARGS if n in changed):
         log.warning("resuming with --%s %s; the run in %s used %s", name, current.get(name), path, stored[name])
 

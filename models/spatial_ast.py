@@ -128,6 +128,8 @@ def drop_random_tokens(x, mask_prob):
 
 
 class SpatialAST(nn.Module):
+    HEADS = ("head", "distance_head", "azimuth_head", "elevation_head")  # the linear read-outs of the tokens
+
     def __init__(self, num_classes=355, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0,
                  qkv_bias=True, drop_path_rate=0.1, num_channels=2, freqm=48, timem=192,
                  patch_size=16, num_cls_tokens=3, mask_2d=True, fusion_channels=1, event_pool="cls"):
@@ -196,8 +198,8 @@ class SpatialAST(nn.Module):
         nn.init.xavier_uniform_(weight.view(weight.shape[0], -1))
         nn.init.normal_(self.cls_tokens, std=0.02)
         # Near-zero heads: the first steps start from uniform class posteriors.
-        for head in (self.head, self.distance_head, self.azimuth_head, self.elevation_head):
-            nn.init.trunc_normal_(head.weight, std=2e-5)
+        for name in self.HEADS:
+            nn.init.trunc_normal_(getattr(self, name).weight, std=2e-5)
 
     def init_event_head_at_prior(self, class_rates):
         """Start the event head at the training set's class rates: bias = log(p / (1 - p)).

@@ -65,7 +65,7 @@ PEAK_BF16_TFLOPS = [
 # The recipe's loss (scripts/finetune-2m.sh: upstream's weights, one-hot targets).
 RECIPE_LOSS = argparse.Namespace(event_loss_weight=1250.0, distance_loss_weight=1.0, direction_loss_weight=2.0,
                                  direction_label_sigma=0.0, distance_label_sigma=0.0)
-RECIPE_OPTIMIZER = argparse.Namespace(weight_decay=5e-4, layer_decay=0.75, lr=1e-3 * 64 / 256)
+RECIPE_OPTIMIZER = argparse.Namespace(weight_decay=5e-4, layer_decay=0.75, head_lr_scale=1.0, lr=1e-3 * 64 / 256)
 MASK_PROB = 0.25
 
 

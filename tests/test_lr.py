@@ -48,3 +48,27 @@ def test_schedule_sets_each_group_to_its_scale_of_the_lr():
     assert value == pytest.approx(0.0055)
     for group in optimizer.param_groups:
         assert group["lr"] == pytest.approx(0.0055 * group["lr_scale"])
+
+
+def test_head_lr_scale_multiplies_the_four_heads_alone_and_leaves_the_groups_alone_at_one():
+    model = build_AST_tiny(num_classes=3)
+    plain = param_groups_layer_decay(model, 0.05, 0.5, model.no_weight_decay())
+    scaled = param_groups_layer_decay(model, 0.05, 0.5, model.no_weight_decay(), head_lr_scale=10.0,
+                                      heads=model.HEADS)
+    scale_of = {id(p): g["lr_scale"] for g in scaled for p in g["params"]}
+    plain_scale_of = {id(p): g["lr_scale"] for g in plain for p in g["params"]}
+    heads = {"head.weight", "head.bias", "distance_head.weight", "distance_head.bias", "azimuth_head.weight",
+             "azimuth_head.bias", "elevation_head.weight", "elevation_head.bias"}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        # the heads sit at the top rate (1 at layer decay 0.5), so 10x it; fc_norm & co. are no heads
+        expected = 10.0 * plain_scale_of[id(param)] if name in heads else plain_scale_of[id(param)]
+        assert scale_of[id(param)] == pytest.approx(expected), name
+    assert plain_scale_of[id(dict(model.named_parameters())["head.weight"])] == 1.0
+    # a scale of 1 (the default, and checkpoints written before the option) keeps the old groups, so
+    # an optimizer state saved with them still loads group for group
+    at_one = param_groups_layer_decay(model, 0.05, 0.5, model.no_weight_decay(), head_lr_scale=1.0,
+                                      heads=model.HEADS)
+    assert [[id(p) for p in g["params"]] for g in at_one] == [[id(p) for p in g["params"]] for g in plain]
+    assert [g["lr_scale"] for g in at_one] == [g["lr_scale"] for g in plain]

@@ -44,6 +44,10 @@ def test_model_changes_are_refused_before_anything_loads(runs, tmp_path):
     with pytest.raises(SystemExit, match=r"--reverb_type mono \(the run used binaural\)"):
         main_finetune.run(train_args(data, tmp_path, "--epochs", "2", *FAST, "--reverb_type", "mono",
                                      "--resume", last))
+    # the optimizer state holds the run's lr groups: a run from before the option ran at 1
+    with pytest.raises(SystemExit, match=r"another optimizer: --head_lr_scale 10.0 \(the run used 1.0\)"):
+        main_finetune.run(train_args(data, tmp_path, "--epochs", "2", *FAST, "--head_lr_scale", "10",
+                                     "--resume", last))
     # same shapes, but the events head would read other tokens than the ones it was trained on
     with pytest.raises(SystemExit, match=r"--event_pool mean \(the run used cls\)"):
         main_finetune.run(train_args(data, tmp_path, "--epochs", "2", *FAST, "--event_pool", "mean",

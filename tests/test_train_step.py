@@ -10,6 +10,7 @@ import engine_finetune as engine
 import main_finetune
 from conftest import train_args
 from models import create_model
+from util.lr import set_learning_rate
 
 
 class LinearHeads(nn.Module):
@@ -90,10 +91,24 @@ def test_a_non_finite_loss_stops_at_the_read_naming_its_own_step():
 def test_adamw_is_fused_on_cuda_and_multi_tensor_elsewhere():
     assert main_finetune.adamw_kernel(torch.device("cuda", 0)) == {"fused": True}
     assert main_finetune.adamw_kernel(torch.device("cpu")) == {"foreach": True}
-    args = argparse.Namespace(weight_decay=0.05, layer_decay=0.75, lr=1e-3)
+    args = argparse.Namespace(weight_decay=0.05, layer_decay=0.75, head_lr_scale=1.0, lr=1e-3)
     optimizer = main_finetune.build_optimizer(args, create_model("build_AST_tiny", num_classes=3), torch.device("cpu"))
     assert all(group["foreach"] and not group["fused"] for group in optimizer.param_groups)
     assert len(optimizer.param_groups) > 2  # the layer-decay groups are kept
+
+
+def test_head_lr_scale_reaches_the_optimizer_and_the_schedule():
+    model = create_model("build_AST_tiny", num_classes=3)
+    args = main_finetune.get_args_parser().parse_args(["--layer_decay", "1.0", "--head_lr_scale", "10"])
+    assert main_finetune.get_args_parser().parse_args([]).head_lr_scale == 1.0  # upstream's optimiser by default
+    args.lr, args.min_lr, args.warmup_epochs, args.epochs = 1e-3, 0.0, 0, 1
+    optimizer = main_finetune.build_optimizer(args, model, torch.device("cpu"))
+    set_learning_rate(optimizer, 0.0, args)
+    lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    assert lr_of[id(model.elevation_head.weight)] == pytest.approx(1e-2)
+    assert lr_of[id(model.head.bias)] == pytest.approx(1e-2)
+    assert lr_of[id(model.fc_norm.weight)] == pytest.approx(1e-3)  # the heads' LayerNorms are no heads
+    assert lr_of[id(model.blocks[0].attn.qkv.weight)] == pytest.approx(1e-3)
 
 
 def test_compile_flag_compiles_the_training_model(tiny_data, tmp_path, monkeypatch):

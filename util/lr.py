@@ -15,8 +15,16 @@ def layer_id(name, num_layers):
     return num_layers
 
 
-def param_groups_layer_decay(model, weight_decay, layer_decay, no_weight_decay=()):
-    """AdamW groups: one per (layer, decay/no-decay); each carries an `lr_scale`."""
+def param_groups_layer_decay(model, weight_decay, layer_decay, no_weight_decay=(), head_lr_scale=1.0,
+                             heads=()):
+    """AdamW groups: one per (layer, decay/no-decay, head or not); each carries an `lr_scale`.
+
+    The parameters of the modules named in `heads` (the linear read-outs) take `head_lr_scale`
+    times the top rate: a from-scratch run's heads are linear models on the encoder's tokens, which
+    AdamW at the encoder's rate fits far more slowly than the tokens allow (docs/demo.md section 4
+    measures 10 on the demo: faster events, a noisier elevation).
+    At 1 the heads share their layer's groups, as in checkpoints written before the option.
+    """
     num_layers = len(model.blocks) + 1
     groups = {}
     for name, param in model.named_parameters():
@@ -24,9 +32,11 @@ def param_groups_layer_decay(model, weight_decay, layer_decay, no_weight_decay=(
             continue
         decay = 0.0 if param.ndim == 1 or name in no_weight_decay else weight_decay
         layer = layer_id(name, num_layers)
-        key = (layer, decay)
+        is_head = head_lr_scale != 1.0 and name.split(".")[0] in heads
+        key = (layer, decay, is_head)
         if key not in groups:
-            groups[key] = {"params": [], "weight_decay": decay, "lr_scale": layer_decay ** (num_layers - layer)}
+            scale = layer_decay ** (num_layers - layer) * (head_lr_scale if is_head else 1.0)
+            groups[key] = {"params": [], "weight_decay": decay, "lr_scale": scale}
         groups[key]["params"].append(param)
     return list(groups.values())
 
