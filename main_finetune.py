@@ -406,8 +406,19 @@ def resume(args, model, optimizer, scaler):
     if "optimizer" not in checkpoint or "epoch" not in checkpoint:
         raise CheckpointError(f"{args.resume}: holds no optimizer state or epoch; "
                               f"use --finetune to start a new run from its weights")
+    saved_groups = checkpoint["optimizer"].get("param_groups") if isinstance(checkpoint["optimizer"], dict) else None
+    if isinstance(saved_groups, list) and len(saved_groups) != len(optimizer.param_groups):
+        # e.g. written before the groups stopped depending on --weight_decay's value, with 0
+        raise CheckpointError(f"{args.resume}: its optimizer state has {len(saved_groups)} parameter groups where "
+                              f"this run's has {len(optimizer.param_groups)}, so its moments cannot be matched to "
+                              f"the parameters; use --finetune to start a new run from its weights")
     try:
+        # The checkpoint holds each group's lr scale and weight decay as well as its moments; the
+        # command line's values win (compare_resumed_args warned of any change), the moments stay.
+        settings = [(group["lr_scale"], group["weight_decay"]) for group in optimizer.param_groups]
         optimizer.load_state_dict(checkpoint["optimizer"])
+        for group, (lr_scale, weight_decay) in zip(optimizer.param_groups, settings):
+            group.update(lr_scale=lr_scale, weight_decay=weight_decay)
         if checkpoint.get("scaler"):
             scaler.load_state_dict(checkpoint["scaler"])
         args.start_epoch = int(checkpoint["epoch"]) + 1

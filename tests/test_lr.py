@@ -72,3 +72,15 @@ def test_head_lr_scale_multiplies_the_four_heads_alone_and_leaves_the_groups_alo
                                       heads=model.HEADS)
     assert [[id(p) for p in g["params"]] for g in at_one] == [[id(p) for p in g["params"]] for g in plain]
     assert [g["lr_scale"] for g in at_one] == [g["lr_scale"] for g in plain]
+
+
+def test_the_groups_depend_on_which_parameters_decay_not_on_the_values():
+    # a run resumed with another --weight_decay or --layer_decay must find the same groups, in the
+    # same order, to load its optimizer state; weight decay 0 once merged each layer's two groups
+    model = build_AST_tiny(num_classes=3)
+    members = [[id(p) for p in g["params"]]
+               for g in param_groups_layer_decay(model, 0.05, 0.75, model.no_weight_decay())]
+    for weight_decay, layer_decay in ((0.0, 0.75), (0.05, 1.0), (0.0, 0.5)):
+        groups = param_groups_layer_decay(model, weight_decay, layer_decay, model.no_weight_decay())
+        assert [[id(p) for p in g["params"]] for g in groups] == members
+        assert {g["weight_decay"] for g in groups} == {0.0, weight_decay}

@@ -54,6 +54,28 @@ def test_model_changes_are_refused_before_anything_loads(runs, tmp_path):
                                      "--resume", last))
 
 
+def test_a_resumed_run_takes_the_command_lines_decays_and_keeps_the_moments(runs, tmp_path):
+    # the optimizer state stores each group's lr scale and weight decay beside its moments; the
+    # warning (below) says the new values apply, so they must, and weight decay 0 must still load
+    data, _, first, _ = runs
+    assert main_finetune.run(train_args(data, tmp_path, "--epochs", "2", *FAST, "--layer_decay", "0.5",
+                                        "--weight_decay", "0", "--resume", str(first / "checkpoint-last.pth"))) == 0
+    groups = load_checkpoint(str(tmp_path / "checkpoint-last.pth"))["optimizer"]["param_groups"]
+    # build_AST_tiny has 4 blocks: scales 0.5 ** (5 - layer) from the embedding's 1/32 to the top's 1
+    assert sorted({g["lr_scale"] for g in groups}) == [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0]
+    assert {g["weight_decay"] for g in groups} == {0.0}
+
+
+def test_an_optimizer_state_with_other_groups_is_refused_in_one_line(runs, tmp_path):
+    data, _, first, _ = runs
+    checkpoint = load_checkpoint(str(first / "checkpoint-last.pth"))
+    checkpoint["optimizer"]["param_groups"].pop()  # as an older version wrote with --weight_decay 0
+    torch.save(checkpoint, tmp_path / "merged.pth")
+    with pytest.raises(SystemExit, match=r"merged.pth: its optimizer state has \d+ parameter groups where this "
+                                         r"run's has \d+.*use --finetune"):
+        main_finetune.run(train_args(data, tmp_path, "--epochs", "2", *FAST, "--resume", str(tmp_path / "merged.pth")))
+
+
 def test_run_changes_are_warned_about(runs, tmp_path, caplog):
     data, _, first, _ = runs
     args = main_finetune.get_args_parser().parse_args(

@@ -19,6 +19,9 @@ def param_groups_layer_decay(model, weight_decay, layer_decay, no_weight_decay=(
                              heads=()):
     """AdamW groups: one per (layer, decay/no-decay, head or not); each carries an `lr_scale`.
 
+    The groups depend on which parameters decay, not on the values of `weight_decay` and
+    `layer_decay`, so that a run resumed with other values loads its optimizer state unchanged.
+
     The parameters of the modules named in `heads` (the linear read-outs) take `head_lr_scale`
     times the top rate: a from-scratch run's heads are linear models on the encoder's tokens, which
     AdamW at the encoder's rate fits far more slowly than the tokens allow (docs/demo.md section 4
@@ -30,13 +33,13 @@ def param_groups_layer_decay(model, weight_decay, layer_decay, no_weight_decay=(
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        decay = 0.0 if param.ndim == 1 or name in no_weight_decay else weight_decay
+        decays = not (param.ndim == 1 or name in no_weight_decay)
         layer = layer_id(name, num_layers)
         is_head = head_lr_scale != 1.0 and name.split(".")[0] in heads
-        key = (layer, decay, is_head)
+        key = (layer, decays, is_head)
         if key not in groups:
             scale = layer_decay ** (num_layers - layer) * (head_lr_scale if is_head else 1.0)
-            groups[key] = {"params": [], "weight_decay": decay, "lr_scale": scale}
+            groups[key] = {"params": [], "weight_decay": weight_decay if decays else 0.0, "lr_scale": scale}
         groups[key]["params"].append(param)
     return list(groups.values())
 
