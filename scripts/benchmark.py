@@ -10,7 +10,8 @@ Prints, for the chosen model and batch:
   patch embedding as a strided conv);
 - the front end alone (room convolution, STFT, log-mel, IPD);
 - one training step (forward + backward + AdamW) and one inference forward, in float32 and
-  under bfloat16 autocast, as clips per second.
+  under bfloat16 autocast, as clips per second;
+- a float32 training step on all tokens, and on a random quarter of them (a masked warm-up's encoder).
 Medians over `--repeats` runs after one warm-up run.
 
 With `--allocator`, instead: the float32 training step in fresh processes under glibc's default
@@ -49,13 +50,14 @@ def median_seconds(fn, repeats, device):
     return statistics.median(times)
 
 
-def train_step_fn(model, waveforms, reverbs, device, amp=None):
+def train_step_fn(model, waveforms, reverbs, device, amp=None, masks=(0.25, 0.25)):
+    """One training step; `masks` are (mask_t_prob, mask_f_prob), the paper's by default."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def train_step():
         model.train()
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            outputs = model(waveforms, reverbs, 0.25, 0.25)
+            outputs = model(waveforms, reverbs, *masks)
         sum(o.float().mean() for o in outputs).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -188,6 +190,14 @@ def main():
         forward = median_seconds(infer, args.repeats, device)
         print(f"{name:>14}: train step {b / train:7.1f} clips/s ({train * 1000:.0f} ms), "
               f"inference {b / forward:7.1f} clips/s ({forward * 1000:.0f} ms)")
+
+    # A masked warm-up (AudioMAE's pre-training) encodes a quarter of the tokens, but still pays for
+    # every token's front end, fusion and patch embedding (docs/demo.md section 4 weighs it).
+    full = median_seconds(train_step_fn(model, waveforms, reverbs, device, masks=(0.0, 0.0)), args.repeats, device)
+    model.mask_2d = False  # random tokens, as a masked autoencoder drops them
+    quarter = median_seconds(train_step_fn(model, waveforms, reverbs, device, masks=(0.75, 0.0)), args.repeats, device)
+    print(f"float32 train step, all tokens {full * 1000:.0f} ms, a random quarter of them {quarter * 1000:.0f} ms "
+          f"({quarter / full:.2f}x)")
 
 
 if __name__ == "__main__":
