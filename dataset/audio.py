@@ -79,6 +79,16 @@ def add_rolled(out, signal, shift, scale, scratch=None):
     return out
 
 
+def first_channel(raw, where):
+    """A pack member as [samples]: 1-D as it is; 2-D [channels, samples] or [samples, channels], the
+    shorter axis being the channels, gives its first channel (as a wav file's would)."""
+    if raw.ndim == 1:
+        return raw
+    if raw.ndim == 2 and min(raw.shape) < max(raw.shape):
+        return np.ascontiguousarray(raw[0] if raw.shape[0] < raw.shape[1] else raw[:, 0])
+    raise DataError(f"{where}: expected samples or [channels, samples], got an array of shape {list(raw.shape)}")
+
+
 class AudioReader:
     """Reads clips from wav/flac files or HDF5 packs, keeping HDF5 files open per process."""
 
@@ -105,9 +115,10 @@ class AudioReader:
         try:
             if path not in self._h5_files:
                 self._h5_files[path] = h5py.File(path, "r")
-            raw = self._h5_files[path][name][()].reshape(-1)
+            raw = self._h5_files[path][name][()]
         except (OSError, KeyError) as error:
             raise DataError(f"{path}: cannot read clip {name!r} from the HDF5 pack ({error})") from None
+        raw = first_channel(raw, f"{path}[{name}]")
         if raw.dtype.kind == "i":  # PANNs-style packs store int16: integer PCM scales to [-1, 1)
             return raw, 1.0 / -np.iinfo(raw.dtype).min
         return check_signal(raw.astype(np.float32, copy=False), f"{path}[{name}]"), 1.0
@@ -162,16 +173,47 @@ def check_signal(signal, where):
     return signal
 
 
+def _unreadable_rir(path, error):
+    reason = "file not found" if not os.path.exists(path) else str(error)
+    return DataError(f"{path}: cannot read impulse response ({reason})")
+
+
+def _load_npy(path):
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise _unreadable_rir(path, error) from None
+
+
+def npy_shape(path):
+    """The array shape in a .npy file's header; the data is not read (3x faster than a memory map)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version in ((1, 0), (2, 0)):
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                return read_header(f)[0]
+        return np.load(path, mmap_mode="r", allow_pickle=False).shape  # later format versions
+    except (OSError, ValueError) as error:
+        raise _unreadable_rir(path, error) from None
+
+
+def check_rir_shape(shape, channels, path):
+    if len(shape) != 2 or shape[0] != channels or shape[1] == 0:
+        raise DataError(f"{path}: impulse response has shape {list(shape)}, "
+                        f"expected [{channels}, samples] for this reverb type")
+
+
+def check_rir_header(path, channels):
+    """The shape check of `read_rir`, from the .npy header alone (start-up: the data is not read)."""
+    check_rir_shape(npy_shape(path), channels, path)
+
+
 def read_rir(path, channels):
     """An impulse response .npy of shape [channels, samples], padded or cut to 2 s, float32."""
-    try:
-        rir = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        reason = "file not found" if not os.path.exists(path) else str(error)
-        raise DataError(f"{path}: cannot read impulse response ({reason})") from None
-    if rir.ndim != 2 or rir.shape[0] != channels or rir.shape[1] == 0:
-        raise DataError(f"{path}: impulse response has shape {list(rir.shape)}, "
-                        f"expected [{channels}, samples] for this reverb type")
+    rir = _load_npy(path)
+    check_rir_shape(rir.shape, channels, path)
     if not np.all(np.isfinite(rir)):
         raise DataError(f"{path}: impulse response contains NaN or infinite values")
     # float32 files of 2 s (mp3d_reverb's) come back as loaded: no conversion, no copy
@@ -183,11 +225,7 @@ def ambisonic_channels(path):
 
     Only the .npy header is read. The whole set must share the count of its first file.
     """
-    try:
-        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
-    except (OSError, ValueError) as error:
-        reason = "file not found" if not os.path.exists(path) else str(error)
-        raise DataError(f"{path}: cannot read impulse response ({reason})") from None
+    shape = npy_shape(path)
     if len(shape) != 2:
         raise DataError(f"{path}: impulse response has shape {list(shape)}, expected [4 or 9, samples]")
     try:

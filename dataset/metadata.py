@@ -18,6 +18,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 
+import h5py
 import numpy as np
 
 from dataset.audio import DataError
@@ -218,9 +219,12 @@ def _parse_clips(path, classes):
             raise DataError(f"{path}: entry {i}: expected keys 'id', 'folder', 'label', got {entry!r:.200}") from None
         if isinstance(labels, str):  # tolerate the "mid1,mid2" string form
             labels = [m for m in labels.split(",") if m]
+        if not isinstance(labels, list) or not all(isinstance(m, str) for m in labels):
+            raise DataError(f"{path}: entry {i} (id {clip_id}): expected 'label' to be a list of class ids "
+                            f"(mids), got {labels!r:.200}")
         try:
             indices = sorted({class_of[m] for m in labels})  # a class listed twice counts once
-        except (KeyError, TypeError):
+        except KeyError:
             unknown = next(m for m in labels if m not in class_of)
             raise DataError(f"{path}: entry {i} (id {clip_id}): label {unknown!r} is not in the class csv") from None
         ids.append(clip_id)
@@ -236,19 +240,30 @@ def _parse_clips(path, classes):
 
 
 def _audio_present(table, audio_root):
-    """[clips] bool: the clip's audio exists. Each folder is listed once; an HDF5 pack is trusted."""
+    """[clips] bool: the clip's audio exists. Each folder, or HDF5 pack, is listed once."""
     present = np.ones(len(table), dtype=bool)
     for code, folder in enumerate(table.folders):
         container = os.path.join(audio_root, folder)
-        if os.path.isfile(container):  # an HDF5 pack: its members are checked when read
-            continue
-        try:
-            names = {entry.name for entry in os.scandir(container)}
-        except (FileNotFoundError, NotADirectoryError):
-            names = set()
+        if os.path.isfile(container):
+            names = _pack_members(container)
+        else:
+            try:
+                names = {entry.name for entry in os.scandir(container)}
+            except (FileNotFoundError, NotADirectoryError):
+                names = set()
         rows = np.flatnonzero(table.folder_codes == code)
         present[rows] = [table.ids[i] + ".wav" in names for i in rows]
     return present
+
+
+def _pack_members(path):
+    """The member names of an HDF5 pack: scripts/pack_hdf5.py leaves out the clips it could not read."""
+    try:
+        with h5py.File(path, "r") as pack:
+            return set(pack.keys())
+    except OSError as error:
+        raise DataError(f"{path}: a file where a folder of clips was expected, and not a readable HDF5 pack "
+                        f"({error})") from None
 
 
 def load_room_impulses(path, reverb_root, reverb_type, check_files=True):

@@ -41,7 +41,10 @@ class SpatialSoundDataset(Dataset):
         self.normalize = normalize
         self.clips = metadata.load_clips(clip_json, classes, audio_root, check_files, missing_audio)
         self.rirs = metadata.load_room_impulses(reverb_json, reverb_root, reverb_type, check_files)
+        self.reverb_json = reverb_json
         self.channels = audio.RIR_CHANNELS.get(reverb_type) or audio.ambisonic_channels(self.rir_path(0))
+        if check_files:
+            self._check_rir_headers()
         # drawn per json entry: a clip keeps its RIR when other clips are skipped as missing
         pairing = np.random.default_rng(EVAL_PAIRING_SEED).integers(0, len(self.rirs), self.clips.num_listed)
         self.eval_rir_index = pairing[self.clips.source_index]
@@ -51,6 +54,21 @@ class SpatialSoundDataset(Dataset):
 
     def __len__(self):
         return len(self.clips)
+
+    def _check_rir_headers(self):
+        """Every RIR's shape, from its .npy header: ~60 us a file, where reading them all would take
+        minutes (mp3d_reverb is 9 GB). NaN values show only in the data: `_read_rir` names those."""
+        for index in range(len(self.rirs)):
+            try:
+                audio.check_rir_header(self.rir_path(index), self.channels)
+            except audio.DataError as error:
+                raise audio.DataError(f"{error} [entry {index} of {self.reverb_json}]") from None
+
+    def _read_rir(self, rir_index):
+        try:
+            return audio.read_rir(self.rir_path(rir_index), self.channels)
+        except audio.DataError as error:
+            raise audio.DataError(f"{error} [entry {rir_index} of {self.reverb_json}]") from None
 
     def rir_path(self, rir_index):
         return os.path.join(self.reverb_root, self.reverb_type, self.rirs.fnames[rir_index])
@@ -127,7 +145,7 @@ class SpatialSoundDataset(Dataset):
             self._add_clip(waveform, labels, int(rng.integers(len(self.clips))), 1 - lam, rng, first=False)
         else:
             self._add_clip(waveform, labels, index, 1.0, rng, first=True)
-        rir = audio.read_rir(self.rir_path(rir_index), self.channels)
+        rir = self._read_rir(rir_index)
         return (
             torch.from_numpy(waveform).unsqueeze(0),
             torch.from_numpy(rir),

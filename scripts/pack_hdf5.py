@@ -32,15 +32,32 @@ def to_int16(signal):
     return (np.clip(signal, -1.0, 1.0) * 32767.0).astype(np.int16)
 
 
+def read_clip_folders(clip_json):
+    """[(id, folder)] of a clip list, or one line naming what is wrong with it."""
+    try:
+        with open(clip_json) as f:
+            entries = json.load(f)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"error: {clip_json}: cannot read the clip list ({error})") from None
+    if not isinstance(entries, list) or not entries:
+        raise SystemExit(f"error: {clip_json}: expected a non-empty json list of {{'id', 'folder', 'label'}} entries")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not {"id", "folder"} <= set(entry):
+            raise SystemExit(f"error: {clip_json}: entry {i}: expected keys 'id' and 'folder', got {entry!r:.200}")
+    return [(str(e["id"]), str(e["folder"])) for e in entries]
+
+
 def clips_to_pack(clip_json, folder):
-    with open(clip_json) as f:
-        entries = json.load(f)
-    folders = sorted({str(e["folder"]) for e in entries})
+    clips = read_clip_folders(clip_json)
+    folders = sorted({f for _, f in clips})
     if folder is None and len(folders) > 1:
         raise SystemExit(f"error: {clip_json} lists clips of {len(folders)} folders ({', '.join(folders[:5])}); "
                          f"a pack replaces one folder: pass --folder NAME")
+    if folder is not None and folder not in folders:
+        raise SystemExit(f"error: --folder {folder}: {clip_json} lists no clip in it; its folders are "
+                         f"{', '.join(folders[:5])}" + (", ..." if len(folders) > 5 else ""))
     folder = folder or folders[0]
-    return folder, [str(e["id"]) for e in entries if str(e["folder"]) == folder]
+    return folder, [clip_id for clip_id, f in clips if f == folder]
 
 
 def pack(clip_json, audio_root, out_path, folder=None):

@@ -67,9 +67,14 @@ def test_a_set_mixing_orders_stops_at_the_odd_file(tmp_path):
     paths = add_ambisonic_rirs(write_tiny_dataset(tmp_path, n_train=2, n_eval=2, n_rirs=2, seconds=1.0), 4)
     odd = os.path.join(paths["root"], "ambisonics", "eval_room", "1.npy")
     np.save(odd, np.zeros((9, 100), dtype=np.float32))
+    # the order comes from the first file; every header is checked against it at start-up
+    with pytest.raises(DataError, match=r"eval_room/1.npy: impulse response has shape \[9, 100\], expected \[4, "
+                                        r"samples\] for this reverb type \[entry 1 of .*\]"):
+        SpatialSoundDataset(paths["eval_json"], paths["audio_root"], load_class_table(paths["label_csv"]),
+                            paths["reverb_eval"], paths["root"], "ambisonics", train=False)
     dataset = SpatialSoundDataset(paths["eval_json"], paths["audio_root"], load_class_table(paths["label_csv"]),
-                                  paths["reverb_eval"], paths["root"], "ambisonics", train=False)
-    assert dataset.channels == 4  # from the first file
+                                  paths["reverb_eval"], paths["root"], "ambisonics", train=False, check_files=False)
+    assert dataset.channels == 4
     with pytest.raises(DataError, match=r"eval_room/1.npy: impulse response has shape \[9, 100\], expected \[4, "):
         read_rir(dataset.rir_path(1), dataset.channels)
 

@@ -128,6 +128,32 @@ def test_hdf5_packed_audio_is_read_like_files(tiny_data, tmp_path):
         reader.read(str(tmp_path), "packed.h5", "missing")
 
 
+def test_hdf5_pack_member_layouts(tmp_path):
+    ramp = np.arange(100, dtype=np.float32) / 100
+    with h5py.File(tmp_path / "pack.h5", "w") as pack:
+        pack["flat.wav"] = ramp
+        pack["channels_last.wav"] = np.stack([ramp, -ramp], axis=1)  # [samples, channels], as soundfile reads
+        pack["channels_first.wav"] = np.stack([ramp, -ramp])
+        pack["square.wav"] = np.zeros((2, 2), dtype=np.float32)
+    reader = audio.AudioReader()
+    for name in ("flat", "channels_last", "channels_first"):  # the first channel, never interleaved
+        np.testing.assert_array_equal(reader.read(str(tmp_path), "pack.h5", name), ramp)
+    with pytest.raises(DataError, match=r"pack.h5\[square.wav\]: expected samples or \[channels, samples\], "
+                                        r"got an array of shape \[2, 2\]"):
+        reader.read(str(tmp_path), "pack.h5", "square")
+
+
+def _pack_folder(audio_root, folder, leave_out=()):
+    """Replace <audio_root>/<folder> by an HDF5 pack of its clips, as scripts/pack_hdf5.py would."""
+    directory = os.path.join(audio_root, folder)
+    with h5py.File(directory + ".h5", "w") as pack:
+        for name in sorted(os.listdir(directory)):
+            if name[:-len(".wav")] not in leave_out:
+                pack[name] = sf.read(os.path.join(directory, name), dtype="int16")[0]
+    shutil.rmtree(directory)
+    os.rename(directory + ".h5", directory)
+
+
 @pytest.fixture()
 def broken(tmp_path):
     return write_tiny_dataset(tmp_path, n_train=3, n_eval=2, n_rirs=2, seconds=1.0)
@@ -153,6 +179,20 @@ def test_missing_audio_skip_drops_clips_and_aligns_weights(broken):
     np.savetxt(broken["weight_csv"], [1.0, 0.0, 7.0])
     with pytest.raises(DataError, match="every clip that has audio has weight 0"):
         load_clip_weights(broken["weight_csv"], dataset.clips)
+
+
+def test_a_clip_missing_from_an_hdf5_pack_is_found_at_start_up(broken):
+    # the packer leaves out clips it cannot read: the run must hear of it at start-up, not hours in
+    _pack_folder(broken["audio_root"], "train", leave_out={"train001"})
+    with pytest.raises(DataError, match=r"1 of 3 clips have no audio file, the first is entry 1 \(id train001\)"):
+        _dataset(broken)
+    dataset = _dataset(broken, missing_audio="skip")
+    assert [clip.id for clip in dataset.clips] == ["train000", "train002"] and len(dataset[1][0]) == 1
+    os.remove(os.path.join(broken["audio_root"], "train"))  # a new file: HDF5 shares a still-open one's handle
+    with open(os.path.join(broken["audio_root"], "train"), "wb") as f:
+        f.write(b"not hdf5")
+    with pytest.raises(DataError, match=r"train: a file where a folder of clips was expected, and not a readable HDF5"):
+        _dataset(broken)
 
 
 def test_check_files_none_trusts_the_list(broken):
@@ -286,6 +326,9 @@ def test_unknown_label_is_named(broken):
     ("{not json", "malformed clip list json"),
     ('{"id": "x"}', "expected a non-empty json list"),
     ('[{"id": "x", "label": []}]', "entry 0: expected keys"),
+    ('[{"id": "x", "folder": "train", "label": null}]', r"entry 0 \(id x\): expected 'label' to be a list of class "
+                                                        r"ids \(mids\), got None"),
+    ('[{"id": "x", "folder": "train", "label": [["/m/a"]]}]', r"entry 0 \(id x\): expected 'label' to be a list"),
 ])
 def test_malformed_clip_json(broken, content, message):
     with open(broken["train_json"], "w") as f:
@@ -304,6 +347,20 @@ def test_bad_impulse_response_is_named(broken, rir, message):
     np.save(path, rir)
     with pytest.raises(DataError, match="0.npy: .*" + message):
         audio.read_rir(path, 2)
+
+
+def test_impulse_response_shapes_are_checked_at_start_up_and_nan_when_read(broken):
+    room = os.path.join(broken["root"], "binaural", "train_room")
+    np.save(os.path.join(room, "1.npy"), np.zeros((1, 100), dtype=np.float32))  # a mono RIR among binaural ones
+    with pytest.raises(DataError, match=r"train_room/1.npy: impulse response has shape \[1, 100\], expected "
+                                        r"\[2, samples\] for this reverb type \[entry 1 of .*train_reverb.*json\]"):
+        _dataset(broken)
+    assert len(_dataset(broken, check_files=False)) == 3  # --check_files none reads no header
+    for name in ("0.npy", "1.npy"):  # NaN shows only in the data, which start-up does not read
+        np.save(os.path.join(room, name), np.full((2, 100), np.nan, dtype=np.float32))
+    dataset = _dataset(broken)
+    with pytest.raises(DataError, match=r"npy: impulse response contains NaN or infinite values \[entry \d of "):
+        dataset[0]
 
 
 def test_reverb_json_errors(broken):
