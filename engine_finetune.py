@@ -99,19 +99,21 @@ def train_one_epoch(model, data_loader, optimizer, scaler, device, epoch, args, 
     for step, (waveforms, rirs, labels, spatial, *_) in enumerate(bar):
         if step % args.accum_iter == 0:
             lr = set_learning_rate(optimizer, epoch + step / steps, args)
+            # the epoch's last group may be short: its gradient is still the mean over its batches
+            group_size = min(args.accum_iter, steps - step)
         waveforms, rirs = waveforms.to(device, non_blocking=True), rirs.to(device, non_blocking=True)
         labels, spatial = labels.to(device, non_blocking=True), spatial.to(device, non_blocking=True)
-        with autocast(device, args.amp):
-            outputs = model(waveforms, rirs, mask_t_prob=args.mask_t_prob, mask_f_prob=args.mask_f_prob)
-        loss, parts = compute_loss(outputs, labels, spatial, args)
+        update = (step + 1) % args.accum_iter == 0 or step + 1 == steps
+        # DDP decides in the forward whether the backward all-reduces: both go inside no_sync
+        sync = contextlib.nullcontext() if update or not hasattr(model, "no_sync") else model.no_sync()
+        with sync:
+            with autocast(device, args.amp):
+                outputs = model(waveforms, rirs, mask_t_prob=args.mask_t_prob, mask_f_prob=args.mask_f_prob)
+            loss, parts = compute_loss(outputs, labels, spatial, args)
+            scaler.scale(loss / group_size).backward()
         # Averaged over ranks, so that every rank reads the same values and stops together.
         window.append(dist.all_reduce_sum(torch.stack([loss.detach(), *parts.values()]).float())
                       / dist.get_world_size())
-
-        update = (step + 1) % args.accum_iter == 0 or step + 1 == steps
-        sync = contextlib.nullcontext() if update or not hasattr(model, "no_sync") else model.no_sync()
-        with sync:
-            scaler.scale(loss / args.accum_iter).backward()
         if update:
             if args.clip_grad:
                 scaler.unscale_(optimizer)

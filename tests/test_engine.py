@@ -42,25 +42,44 @@ def _args(accum_iter):
                               direction_loss_weight=2.0, log_interval=20)
 
 
-def test_two_accumulated_batches_of_4_give_the_gradient_of_one_batch_of_8():
-    generator = torch.Generator().manual_seed(1)
-    waveforms = torch.randn(8, 1, 3 * 32000, generator=generator)
-    rirs = torch.randn(8, 2, 800, generator=generator) * torch.linspace(1, 0, 800) ** 8
-    labels = (torch.rand(8, 3, generator=generator) > 0.5).float()
-    spatial = torch.stack([torch.randint(0, n, (8,), generator=generator) for n in (21, 360, 180)], dim=1)
-    batch = (waveforms, rirs, labels, spatial)
-    halves = [tuple(t[:4] for t in batch), tuple(t[4:] for t in batch)]
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
+def _batch(size, seed):
+    generator = torch.Generator().manual_seed(seed)
+    waveforms = torch.randn(size, 1, 3 * 32000, generator=generator)
+    rirs = torch.randn(size, 2, 800, generator=generator) * torch.linspace(1, 0, 800) ** 8
+    labels = (torch.rand(size, 3, generator=generator) > 0.5).float()
+    spatial = torch.stack([torch.randint(0, n, (size,), generator=generator) for n in (21, 360, 180)], dim=1)
+    return waveforms, rirs, labels, spatial
 
-    gradients = []
-    for loader, accum_iter in (([batch], 1), (halves, 2)):
-        model = _model()
-        optimizer = GradientRecorder(model)
-        engine.train_one_epoch(model, loader, optimizer, scaler, torch.device("cpu"), 0, _args(accum_iter))
-        assert len(optimizer.steps) == 1
-        gradients.append(optimizer.steps[0])
-    one, accumulated = gradients
-    assert one.keys() == accumulated.keys() and len(one) > 50
+
+def _recorded_steps(loader, accum_iter):
+    """The gradients each optimizer step of one epoch over `loader` would apply."""
+    model = _model()
+    optimizer = GradientRecorder(model)  # applies nothing, so every step sees the same weights
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    engine.train_one_epoch(model, loader, optimizer, scaler, torch.device("cpu"), 0, _args(accum_iter))
+    return optimizer.steps
+
+
+def _assert_same_gradients(one, other):
+    assert one.keys() == other.keys() and len(one) > 50
     for name in one:
         scale = one[name].abs().max().item() + 1e-12
-        assert (one[name] - accumulated[name]).abs().max().item() <= 1e-4 * scale + 1e-7, name
+        assert (one[name] - other[name]).abs().max().item() <= 1e-4 * scale + 1e-7, name
+
+
+def test_two_accumulated_batches_of_4_give_the_gradient_of_one_batch_of_8():
+    batch = _batch(8, seed=1)
+    halves = [tuple(t[:4] for t in batch), tuple(t[4:] for t in batch)]
+    [one] = _recorded_steps([batch], 1)
+    [accumulated] = _recorded_steps(halves, 2)
+    _assert_same_gradients(one, accumulated)
+
+
+def test_the_epochs_short_last_group_applies_its_mean_gradient_not_a_fraction():
+    # 3 batches at --accum_iter 2: a group of two, then one of one, whose step must be that batch's
+    # gradient, not half of it
+    batches = [_batch(4, seed) for seed in (1, 2, 3)]
+    steps = _recorded_steps(batches, 2)
+    assert len(steps) == 2
+    [alone] = _recorded_steps(batches[2:], 1)
+    _assert_same_gradients(alone, steps[1])
