@@ -202,22 +202,26 @@ def stored_input_channels(args, state, ckpt_path):
 
 
 def class_names(checkpoint, ckpt_path, label_csv, num_classes):
-    """The checkpoint's own class table if it has one, else --label_csv (lengths must agree)."""
+    """The checkpoint's own class table if it has one, else --label_csv (lengths must agree). Given
+    both, the csv must list the checkpoint's classes, in its order."""
     records = checkpoint.get("classes") if isinstance(checkpoint, dict) else None
+    given = None
+    if label_csv:
+        try:
+            given = load_class_table(label_csv)
+        except DataError as error:
+            raise UsageError(str(error)) from None
     if records:
         try:
             classes = ClassTable.from_records(records)
         except (TypeError, KeyError):
             raise UsageError(f"{ckpt_path}: 'classes' must be a list of {{'mid', 'name'}} records") from None
         where = f"{ckpt_path} ('classes')"
-        if label_csv:
-            log.info("using the class names stored in %s; --label_csv %s is not read", ckpt_path, label_csv)
-    elif label_csv:
-        try:
-            classes = load_class_table(label_csv)
-        except DataError as error:
-            raise UsageError(str(error)) from None
-        where = label_csv
+        if given is not None and given.mids != classes.mids:
+            raise UsageError(f"--label_csv {label_csv}: its {len(given)} classes are not the {len(classes)} that "
+                             f"{ckpt_path} was trained on (stored in it); leave --label_csv out")
+    elif given is not None:
+        classes, where = given, label_csv
     else:
         raise UsageError(f"{ckpt_path}: the checkpoint stores no class names; pass --label_csv "
                          f"(index,mid,display_name) with its {num_classes} classes")

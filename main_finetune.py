@@ -190,6 +190,16 @@ def check_args(args):
         raise SystemExit(f"error: --mixup is a probability in [0, 1], got {args.mixup}")
     if args.batch_size < 1 or args.accum_iter < 1 or args.epochs < 1 or args.log_interval < 1:
         raise SystemExit("error: --batch_size, --accum_iter, --epochs and --log_interval must be positive")
+    # a negative value here would train in reverse (a negative rate, decay or clip norm flips the
+    # step) or fail deep in torch or numpy
+    for name in ("lr", "blr", "min_lr", "warmup_epochs", "layer_decay", "head_lr_scale", "weight_decay",
+                 "num_workers", "seed"):
+        value = getattr(args, name)
+        if value is not None and not value >= 0:
+            raise SystemExit(f"error: --{name} must be >= 0, got {value}")
+    if args.clip_grad is not None and not args.clip_grad > 0:
+        raise SystemExit(f"error: --clip_grad is a gradient norm and must be > 0 (leave it out for no clipping), "
+                         f"got {args.clip_grad}")
 
 
 def build_datasets(args, classes):
@@ -372,6 +382,20 @@ def compare_resumed_args(stored, args, path):
         log.warning("resuming with --%s %s; the run in %s used %s", name, current.get(name), path, stored[name])
 
 
+# What a checkpoint's weights do not show, so that a model built from another command line would
+# load them strictly and be scored as another model: the token the events head reads, and the level
+# its sources were trained at. --eval takes them from the stored arguments, as inference.py does.
+TRAINED_SETTINGS = ("event_pool", "audio_normalize")
+
+
+def adopt_trained_settings(args, stored, path):
+    for name in TRAINED_SETTINGS:
+        if name in stored and stored[name] != getattr(args, name):
+            log.warning("--eval: %s was trained with --%s %s; evaluated so, not with the command line's %s",
+                        path, name, stored[name], getattr(args, name))
+            setattr(args, name, stored[name])
+
+
 def rng_states():
     """Every rank's torch RNG states (CPU, and CUDA when present), gathered on every rank."""
     state = {"cpu": torch.get_rng_state(),
@@ -395,9 +419,10 @@ def restore_rng_states(states, path):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def resume(args, model, optimizer, scaler):
-    """Restore model, optimizer, scaler, epoch and RNG states; returns the best mAP seen so far."""
-    checkpoint = load_checkpoint(args.resume)
+def resume(args, model, optimizer, scaler, checkpoint=None):
+    """Restore model, optimizer, scaler, epoch and RNG states; returns the best mAP seen so far.
+    `checkpoint`: the --resume file, when already loaded."""
+    checkpoint = checkpoint if checkpoint is not None else load_checkpoint(args.resume)
     if not args.eval:
         compare_resumed_args(checkpoint_args(checkpoint), args, args.resume)
     load_weights_strictly(model, checkpoint, args.resume)
@@ -427,6 +452,9 @@ def resume(args, model, optimizer, scaler):
     except Exception as error:  # a damaged file can fail anywhere in its contents: one line, not a traceback
         raise CheckpointError(f"{args.resume}: damaged training state ({describe_error(error)})") from None
     log.info("resumed from %s at epoch %d", args.resume, args.start_epoch)
+    if args.num_workers > 0:  # persistent workers seed their streams once, when the run's first epoch starts
+        log.info("the %d loader workers draw RIR pairings and augmentations anew from here: the run continues "
+                 "alike but not bit for bit (--num_workers 0 resumes exactly)", args.num_workers)
     return best_map
 
 
@@ -442,6 +470,11 @@ def main(args):
     torch.manual_seed(args.seed + dist.get_rank())
     np.random.seed(args.seed + dist.get_rank())
     os.makedirs(args.output_dir, exist_ok=True)
+    # --eval reads its checkpoint first: a bad file stops before the data is checked, and the
+    # settings the weights do not show come from the run that trained them
+    evaluated = load_checkpoint(args.resume or args.finetune) if args.eval else None
+    if evaluated is not None:
+        adopt_trained_settings(args, checkpoint_args(evaluated), args.resume or args.finetune)
 
     classes = load_class_table(args.label_csv)
     if len(classes) != args.nb_classes:
@@ -462,7 +495,7 @@ def main(args):
     if args.event_head_init == "prior" and train_set is not None:
         model.init_event_head_at_prior(train_set.class_counts() / len(train_set))
     if args.finetune and args.eval:
-        load_weights_strictly(model, load_checkpoint(args.finetune), args.finetune)
+        load_weights_strictly(model, evaluated if not args.resume else load_checkpoint(args.finetune), args.finetune)
     elif args.finetune:
         load_pretrained(model, args.finetune)
     model.to(device)
@@ -474,7 +507,7 @@ def main(args):
         args.lr = args.blr * effective_batch / 256
     optimizer = build_optimizer(args, model, device)
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
-    best_map = resume(args, model, optimizer, scaler) if args.resume else 0.0
+    best_map = resume(args, model, optimizer, scaler, evaluated) if args.resume else 0.0
 
     ddp_model = model
     if dist.is_distributed():

@@ -21,10 +21,11 @@ REVERB_ROOT="${REVERB_ROOT:-$DATA_ROOT/SpatialSoundQA/mp3d_reverb}"
 REVERB_TRAIN="${REVERB_TRAIN:-$REVERB_ROOT/train_reverberation.json}"
 REVERB_VAL="${REVERB_VAL:-$REVERB_ROOT/eval_reverberation.json}"
 
-# Processes: one per GPU on this node (one on a CPU-only machine); NNODES > 1 needs
-# NODE_RANK and MASTER_ADDR on every node (torchrun's static rendezvous).
+# Processes: one per visible GPU on this node (torch counts them, so CUDA_VISIBLE_DEVICES applies;
+# one process on a CPU-only machine); NNODES > 1 needs NODE_RANK and MASTER_ADDR on every node
+# (torchrun's static rendezvous).
 if [ -z "${NPROC_PER_NODE:-}" ]; then
-    NPROC_PER_NODE="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)"
+    NPROC_PER_NODE="$("$PY" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || true)"
     [ "$NPROC_PER_NODE" -gt 0 ] 2>/dev/null || NPROC_PER_NODE=1
 fi
 NNODES="${NNODES:-1}"

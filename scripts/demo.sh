@@ -41,7 +41,7 @@ PATCH="${DEMO_PATCH:-32}"
 
 # 2. Processes: one per GPU, else one single-threaded process per CPU core. bf16 only on
 #    GPUs: on CPUs without native bf16 matrix units it is several times slower than fp32.
-GPUS="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)"
+GPUS="$("$PY" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || true)"  # CUDA_VISIBLE_DEVICES applies
 if [ "${GPUS:-0}" -gt 0 ]; then
     NPROC="${NPROC_PER_NODE:-$GPUS}"; AMP=bf16
 else

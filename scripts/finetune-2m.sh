@@ -21,9 +21,9 @@ for f in "$TRAIN_JSON:AudioSet-2M clip list" "$EVAL_JSON:AudioSet eval clip list
 resume_args
 
 # Upstream's hyper-parameters: blr 1e-3 at 64 clips per GPU, 100 epochs of 200k weighted draws,
-# 10 warm-up epochs, mixup 0.5, 25 % of token rows and columns dropped. Every AudioSet download is
+# 10 warm-up epochs, mixup 0.5, 25 % of token rows and columns dropped, -14 dBFS clips. Every AudioSet download is
 # partial: clips without audio are skipped and listed in OUTPUT_DIR/missing_clips.txt.
 launch --model build_AST --finetune "$CKPT" --audioset_train "$TRAIN_JSON" --weight_csv "$WEIGHT_CSV" \
     --blr 1e-3 --batch_size 64 --epochs 100 --warmup_epochs 10 --first_eval_ep 0 \
-    --mixup 0.5 --roll_mag_aug --mask_t_prob 0.25 --mask_f_prob 0.25 --mask_2d \
+    --mixup 0.5 --roll_mag_aug --mask_t_prob 0.25 --mask_f_prob 0.25 --mask_2d --audio_normalize \
     --weight_sampler --distributed_wrapper --epoch_len 200000 --missing_audio skip "${RESUME[@]}"

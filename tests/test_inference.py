@@ -237,6 +237,19 @@ def test_checkpoint_without_classes_needs_label_csv(files, tiny_data, tmp_path, 
     assert code == 2 and len(errors) == 1 and str(short_csv) in errors[0] and "2 classes" in errors[0]
 
 
+def test_label_csv_beside_stored_classes_must_list_them(files, tiny_data, tmp_path, capsys):
+    # a checkpoint that stores its classes needs no csv; one given anyway is read and must agree
+    code, records, errors = run_cli(capsys, "--ckpt", files["ckpt"], "--label_csv", tiny_data["label_csv"],
+                                    files["binaural"])
+    assert code == 0 and errors == [] and len(records) == 1
+    for csv_path in (tmp_path / "absent.csv", tmp_path / "two.csv"):
+        if csv_path.name == "two.csv":
+            csv_path.write_text("index,mid,display_name\n0,/t/low,Low tone\n1,/t/mid,Mid tone\n")
+        code, records, errors = run_cli(capsys, "--ckpt", files["ckpt"], "--label_csv", csv_path, files["binaural"])
+        assert code == 2 and records == [] and len(errors) == 1 and str(csv_path) in errors[0], errors
+    assert "its 2 classes are not the 3 that" in errors[0]
+
+
 def test_published_layout_loads(files, tiny_data, tmp_path, capsys):
     """argparse.Namespace args, the frozen STFT/mel tensors under "model", no "classes"."""
     ckpt = make_checkpoint(tmp_path / "finetuned.pth", published=True)

@@ -84,6 +84,23 @@ def test_eval_writes_the_four_metrics(trained, tiny_data, tmp_path):
     assert json.loads((out / "metrics.json").read_text()) == metrics
 
 
+def test_eval_scores_the_model_as_trained_whatever_the_command_line_says(trained, tiny_data, tmp_path, caplog):
+    # the events head's token and the sources' level leave no trace in the weights' shapes: taken
+    # from the command line, they would load strictly and score another model without a word
+    plain = tmp_path / "plain"
+    main_finetune.main(_parse(train_args(tiny_data, plain, "--eval", "--finetune", str(trained / "checkpoint-best.pth"))))
+    other = tmp_path / "other"
+    args = _parse(train_args(tiny_data, other, "--eval", "--finetune", str(trained / "checkpoint-best.pth"),
+                             "--event_pool", "mean", "--audio_normalize"))
+    with caplog.at_level("WARNING", logger="spatial_ast"):
+        main_finetune.main(args)
+    assert (args.event_pool, args.audio_normalize) == ("cls", False)
+    assert json.loads((other / "metrics.json").read_text()) == json.loads((plain / "metrics.json").read_text())
+    warned = " ".join(record.getMessage() for record in caplog.records)
+    assert "trained with --event_pool cls; evaluated so, not with the command line's mean" in warned
+    assert "trained with --audio_normalize False" in warned
+
+
 def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_checkpoint(trained, tiny_data, tmp_path):
     out = tmp_path / "nan"
     out.mkdir()
@@ -133,6 +150,12 @@ def test_small_run_flags_are_checked_before_anything_starts(tiny_data, tmp_path)
     with pytest.raises(SystemExit, match=r"--mask_f_prob 0.3 drops all 1 frequency columns of tokens of --patch_size 8x128"):
         _parse(train_args(tiny_data, tmp_path, "--patch_size", "8x128", "--mask_f_prob", "0.3"))
     assert _parse(train_args(tiny_data, tmp_path, "--patch_size", "32x32")).patch_size == 32
+    for flag, value in (("--lr", "-1e-4"), ("--weight_decay", "-0.1"), ("--num_workers", "-1"), ("--seed", "-1"),
+                        ("--layer_decay", "nan")):
+        with pytest.raises(SystemExit, match=f"--{flag[2:]} must be >= 0, got"):
+            _parse(train_args(tiny_data, tmp_path, f"{flag}={value}"))
+    with pytest.raises(SystemExit, match=r"--clip_grad is a gradient norm and must be > 0 .*got -1.0"):
+        _parse(train_args(tiny_data, tmp_path, "--clip_grad=-1"))
 
 
 def test_demo_configuration_trains_and_its_checkpoint_loads_for_inference(tiny_data, tmp_path):
