@@ -164,6 +164,10 @@ def check_args(args):
         raise SystemExit(f"error: missing {', '.join(missing)} (see README.md, 'Data')")
     if args.eval and not (args.finetune or args.resume):
         raise SystemExit("error: --eval needs weights: pass --finetune CKPT (or --resume CKPT)")
+    earlier = os.path.join(args.output_dir, "checkpoint-last.pth")
+    if not (args.eval or args.resume) and os.path.exists(earlier):  # a new run would overwrite it
+        raise SystemExit(f"error: {earlier} holds an earlier run: continue it with --resume {earlier}, "
+                         f"or give this run another --output_dir")
     for name in ("mask_t_prob", "mask_f_prob"):  # dropping every token row would leave none
         if not 0.0 <= getattr(args, name) < 1.0:
             raise SystemExit(f"error: --{name} must be in [0, 1), got {getattr(args, name)}")

@@ -42,15 +42,18 @@ require() {  # require PATH WHAT: stop with one message saying what to download 
 }
 
 launch() {  # launch ARGS...: main_finetune.py under torchrun with this script's node settings
-    local rdzv=(--standalone)
+    # One process needs no torchrun, whose own traceback would follow a one-line error.
+    local runner=("$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC_PER_NODE")
     if [ "$NNODES" -gt 1 ]; then
-        rdzv=(--nnodes "$NNODES" --node_rank "${NODE_RANK:?set NODE_RANK on every node}"
-              --master_addr "${MASTER_ADDR:?set MASTER_ADDR to node 0}" --master_port "${MASTER_PORT:-29500}")
+        runner=("$PY" -m torch.distributed.run --nproc_per_node "$NPROC_PER_NODE"
+                --nnodes "$NNODES" --node_rank "${NODE_RANK:?set NODE_RANK on every node}"
+                --master_addr "${MASTER_ADDR:?set MASTER_ADDR to node 0}" --master_port "${MASTER_PORT:-29500}")
+    elif [ "$NPROC_PER_NODE" -eq 1 ]; then
+        runner=("$PY")
     fi
     mkdir -p "$OUTPUT_DIR"
     set -x
-    "$PY" -m torch.distributed.run "${rdzv[@]}" --nproc_per_node "$NPROC_PER_NODE" \
-        "$REPO/main_finetune.py" \
+    "${runner[@]}" "$REPO/main_finetune.py" \
         --audio_path_root "$AUDIO_PATH_ROOT" --label_csv "$LABEL_CSV" --audioset_eval "$EVAL_JSON" \
         --reverb_path_root "$REVERB_ROOT" --reverb_type "$REVERB_TYPE" \
         --reverb_train "$REVERB_TRAIN" --reverb_val "$REVERB_VAL" \

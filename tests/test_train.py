@@ -107,8 +107,16 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_checkpoint(trai
     last = out / "checkpoint-last.pth"
     last.write_bytes((trained / "checkpoint-last.pth").read_bytes())
     with pytest.raises(SystemExit, match=r"loss is nan .*last good checkpoint is .*checkpoint-last.pth"):
-        main_finetune.run(train_args(tiny_data, out, "--event_loss_weight", "nan"))
+        main_finetune.run(train_args(tiny_data, out, "--event_loss_weight", "nan", "--resume", str(last)))
     assert load_checkpoint(str(last))["epoch"] == 0
+
+
+def test_a_new_run_does_not_overwrite_an_earlier_runs_checkpoint(trained, tiny_data, tmp_path):
+    (tmp_path / "checkpoint-last.pth").write_bytes((trained / "checkpoint-last.pth").read_bytes())
+    before = (tmp_path / "checkpoint-last.pth").read_bytes()
+    with pytest.raises(SystemExit, match=r"checkpoint-last.pth holds an earlier run: continue it with --resume "):
+        main_finetune.run(train_args(tiny_data, tmp_path, "--epochs", "1"))
+    assert (tmp_path / "checkpoint-last.pth").read_bytes() == before
 
 
 def test_bad_data_stops_before_training(tiny_data, tmp_path):
