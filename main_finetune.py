@@ -328,8 +328,9 @@ def format_metrics(result):
             f"elevation MAE {result['elevation_MAE']:.2f} deg  front/back {result['front_back_accuracy']:.1f}%")
 
 
-def run_evaluation(args, model, val_loader, device, chance, report=False):
-    """Evaluate; rank 0 logs the metrics, writes metrics.json and, with `report`, the full report."""
+def run_evaluation(args, model, val_loader, device, chance, report=False, epoch=None):
+    """Evaluate; rank 0 logs the metrics, writes metrics.json and, with `report`, the full report
+    (its TensorBoard scalars at `epoch`, the training's step; none for --eval)."""
     result, class_ap, predictions = engine.evaluate(model, val_loader, device, args.amp,
                                                     gather=args.dist_eval and dist.get_world_size() > 1)
     if dist.is_main_process():
@@ -340,11 +341,12 @@ def run_evaluation(args, model, val_loader, device, chance, report=False):
         if chance:
             summary["chance"] = chance
         with open(os.path.join(args.output_dir, "metrics.json"), "w") as f:
-            json.dump(summary, f, indent=2)
+            json.dump(metrics.json_ready(summary), f, indent=2, allow_nan=False)
         if report:
             from torch.utils.tensorboard import SummaryWriter  # slow import; rank 0 only
             with SummaryWriter(log_dir=args.log_dir or args.output_dir) as writer:
-                written = write_eval_report(args.output_dir, result, class_ap, predictions, val_loader.dataset, writer)
+                written = write_eval_report(args.output_dir, result, class_ap, predictions, val_loader.dataset, writer,
+                                            epoch)
             log.info("report: %s", ", ".join(os.path.basename(p) for p in written))
     return result
 
@@ -545,7 +547,8 @@ def main(args):
                   "train_replaced_clips": replaced_clips(train_loader.dataset, device)}
         if epoch >= args.first_eval_ep or epoch == args.epochs - 1:
             # the last epoch's evaluation writes the full report, so no second run is needed for it
-            result = run_evaluation(args, model, val_loader, device, chance, report=epoch == args.epochs - 1)
+            result = run_evaluation(args, model, val_loader, device, chance, report=epoch == args.epochs - 1,
+                                    epoch=epoch)
             record.update({f"test_{k}": v for k, v in result.items()})
             is_best = result["mAP"] > best_map
             best_map = max(best_map, result["mAP"])
@@ -562,7 +565,7 @@ def main(args):
                     log_writer.add_scalar(name.replace("_", "/", 1), value, epoch)
             log_writer.flush()
             with open(os.path.join(args.output_dir, "log.txt"), "a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(json.dumps(metrics.json_ready(record), allow_nan=False) + "\n")
         dist.barrier()
     if log_writer is not None:
         log_writer.close()

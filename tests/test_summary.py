@@ -61,3 +61,20 @@ def test_an_older_metrics_file_without_the_lateral_angle_still_prints(tmp_path, 
 def test_a_run_without_metrics_is_one_clear_error(tmp_path, capsys):
     assert summary.main([str(tmp_path)]) == 2
     assert "metrics.json not found" in capsys.readouterr().err
+
+
+def test_a_metric_with_nothing_to_score_is_null_in_strict_json_and_a_dash_in_the_table(tmp_path, capsys):
+    from util.metrics import json_ready
+    record = {"mAP": 25.0, "front_back_accuracy": float("nan"), "chance": {"front_back_accuracy": float("inf")}}
+    strict = json.dumps(json_ready(record), allow_nan=False)  # what main_finetune.py writes
+    assert json.loads(strict) == {"mAP": 25.0, "front_back_accuracy": None, "chance": {"front_back_accuracy": None}}
+    write_run(tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics["front_back_accuracy"] = None
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    log = [json.loads(line) for line in (tmp_path / "log.txt").read_text().splitlines()]
+    log[1]["test_front_back_accuracy"] = None
+    (tmp_path / "log.txt").write_text("\n".join(json.dumps(r) for r in log) + "\n")
+    assert summary.main([str(tmp_path)]) == 0
+    row = next(line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("front_back"))
+    assert row[2:5] == ["-", "50.00", "-"]

@@ -5,6 +5,8 @@ azimuth class a = a degrees (0 = right, 90 = front), elevation class e = e - 90
 degrees, distance class d = d * 0.5 metres. Everything is numpy and vectorised
 over clips.
 """
+import math
+
 import numpy as np
 
 from dataset.spatial import (
@@ -373,3 +375,17 @@ def _constant_spatial_metrics(constant, eval_azimuth, eval_elevation, eval_dista
     spatial["front_back_accuracy"] = (float(100.0 * np.mean((side[scored] > 0) == constant["front"]))
                                       if scored.any() else float("nan"))
     return spatial
+
+
+# ---------------------------------------------------------------- writing
+
+def json_ready(value):
+    """`value` with NaN and infinities (a metric with nothing to score, e.g. front/back with no source
+    off the median plane) as None: json writes them as NaN, which strict JSON readers refuse."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    return value

@@ -25,10 +25,11 @@ def metrics_table(metrics):
     for name, unit, better in METRICS:
         if name not in metrics:
             continue
-        model_value, chance_value = metrics[name], chance.get(name)
-        ratio = f"{model_value / chance_value:.2f}" if chance_value else "-"
+        model_value, chance_value = metrics[name], chance.get(name)  # None: nothing to score
+        ratio = f"{model_value / chance_value:.2f}" if chance_value and model_value is not None else "-"
         chance_text = f"{chance_value:.2f}" if chance_value is not None else "-"
-        lines.append(f"{name + ' (' + unit + ')':<32}{model_value:>8.2f}{chance_text:>10}{ratio:>14}  {better}")
+        model_text = f"{model_value:.2f}" if model_value is not None else "-"
+        lines.append(f"{name + ' (' + unit + ')':<32}{model_text:>8}{chance_text:>10}{ratio:>14}  {better}")
     return lines
 
 
@@ -46,7 +47,7 @@ def plot_training_curves(records, path, chance=None):
         (f"test_{name}", f"{name} ({unit})", chance.get(name)) for name, unit, _ in METRICS]
     for i, (key, title, chance_value) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
-        points = [(e, r[key]) for e, r in zip(epochs, records) if key in r]
+        points = [(e, r[key]) for e, r in zip(epochs, records) if r.get(key) is not None]
         if points:
             ax.plot(*zip(*points), marker="o", label="model")
         if chance_value is not None:
