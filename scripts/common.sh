@@ -8,6 +8,7 @@ REVERB_TYPE="${1:-binaural}"
 case "$REVERB_TYPE" in
     binaural|mono|ambisonics) ;;  # ambisonics: $REVERB_ROOT/ambisonics/<fname>, ACN/SN3D (docs/ambisonics.md)
     *) echo "error: the first argument is the reverb type, 'binaural', 'mono' or 'ambisonics' (got '$REVERB_TYPE')" >&2
+       [ -f "$REVERB_TYPE" ] && echo "       a checkpoint goes in the environment: CKPT=$REVERB_TYPE bash $0 binaural" >&2
        exit 2 ;;
 esac
 

@@ -1,6 +1,8 @@
 """util.summary: the demo's closing table (model beside chance) and its training curves."""
 import json
 
+import pytest
+
 from util import summary
 
 
@@ -78,3 +80,10 @@ def test_a_metric_with_nothing_to_score_is_null_in_strict_json_and_a_dash_in_the
     assert summary.main([str(tmp_path)]) == 0
     row = next(line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("front_back"))
     assert row[2:5] == ["-", "50.00", "-"]
+
+
+def test_a_truncated_metrics_file_is_one_clear_error(tmp_path):
+    write_run(tmp_path)
+    (tmp_path / "metrics.json").write_text('{"mAP": 25.0, "MAE"')
+    with pytest.raises(SystemExit, match=r"metrics.json: not valid json .*interrupted"):
+        summary.main([str(tmp_path)])

@@ -33,9 +33,17 @@ def metrics_table(metrics):
     return lines
 
 
-def read_log(path):
+def read_json(path, lines=False):
+    """A json file (or, with `lines`, one json value per line), or one line naming what is wrong."""
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        try:
+            return [json.loads(line) for line in f if line.strip()] if lines else json.load(f)
+        except ValueError as error:
+            raise SystemExit(f"error: {path}: not valid json ({error}); was the run interrupted while writing it?")
+
+
+def read_log(path):
+    return read_json(path, lines=True)
 
 
 def plot_training_curves(records, path, chance=None):
@@ -69,8 +77,7 @@ def main(argv=None):
     if not os.path.exists(metrics_path):
         print(f"error: {metrics_path} not found; run main_finetune.py --eval first", file=sys.stderr)
         return 2
-    with open(metrics_path) as f:
-        metrics = json.load(f)
+    metrics = read_json(metrics_path)
     print(f"held-out evaluation, {metrics.get('num_clips', '?')} clips ({metrics.get('reverb_type', '?')}):")
     print("\n".join(metrics_table(metrics)))
     if os.path.exists(log_path):
