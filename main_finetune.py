@@ -514,6 +514,7 @@ def main(args):
     optimizer = build_optimizer(args, model, device)
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
     best_map = resume(args, model, optimizer, scaler, evaluated) if args.resume else 0.0
+    del evaluated  # its weights are in the model now (a ViT-B checkpoint with optimizer state is ~1 GB)
 
     ddp_model = model
     if dist.is_distributed():
