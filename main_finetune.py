@@ -171,12 +171,19 @@ def check_args(args):
     for name in ("mask_t_prob", "mask_f_prob"):  # dropping every token row would leave none
         if not 0.0 <= getattr(args, name) < 1.0:
             raise SystemExit(f"error: --{name} must be in [0, 1), got {getattr(args, name)}")
+    grid = token_grid(args.patch_size)
     if args.mask_2d:  # a coarse grid can still lose every row or column: 8x128 patches make one column
-        grid = token_grid(args.patch_size)
         for name, axis, size in (("mask_t_prob", "time rows", grid[0]), ("mask_f_prob", "frequency columns", grid[1])):
             if int(size * (1 - getattr(args, name))) < 1:
                 raise SystemExit(f"error: --{name} {getattr(args, name)} drops all {size} {axis} of tokens of "
                                  f"--patch_size {args.patch_size}")
+    else:  # random tokens at one rate, --mask_t_prob's
+        if args.mask_f_prob > 0:
+            raise SystemExit(f"error: --mask_f_prob {args.mask_f_prob} has no effect with --no-mask_2d, which drops "
+                             f"random tokens at --mask_t_prob; leave it at 0")
+        if int(grid[0] * grid[1] * (1 - args.mask_t_prob)) < 1:
+            raise SystemExit(f"error: --mask_t_prob {args.mask_t_prob} drops all {grid[0] * grid[1]} tokens of "
+                             f"--patch_size {args.patch_size}")
     # before any data is read, so ambisonics at second order; the run's own order is checked once the data says it
     channels = RIR_CHANNELS.get(args.reverb_type, max(AMBISONIC_CHANNELS))
     max_fusion = max_fusion_channels(args.reverb_type, channels)

@@ -18,6 +18,10 @@ SAMPLE_RATE = 32000
 CLIP_SAMPLES = 10 * SAMPLE_RATE
 RIR_SAMPLES = 2 * SAMPLE_RATE
 TARGET_DBFS = -14.0
+# Below this RMS a signal counts as silence and is not normalised: 16-bit audio's quietest content
+# (one LSB in a 10 s clip) lies near -146 dBFS, and scaling a dither tail by 10^8 to -14 dBFS would
+# hear made-up events in it.
+SILENCE_DBFS = -120.0
 RIR_CHANNELS = {"binaural": 2, "mono": 1}  # ambisonics: 4 or 9, see ambisonic_channels
 
 
@@ -47,7 +51,8 @@ def normalize_rms(signal, target_dbfs=TARGET_DBFS):
 
 
 def rms_gain(signal, target_dbfs=TARGET_DBFS, scale=1.0, scratch=None):
-    """The factor that brings `signal` * `scale` to an RMS of `target_dbfs` dBFS (1 for silence).
+    """The factor that brings `signal` * `scale` to an RMS of `target_dbfs` dBFS (1 for silence, an RMS
+    under SILENCE_DBFS).
 
     `signal` may be int16 PCM; `scratch`, a float32 buffer at least as long, saves an allocation.
     """
@@ -55,7 +60,7 @@ def rms_gain(signal, target_dbfs=TARGET_DBFS, scale=1.0, scratch=None):
     squares = np.square(signal, dtype=np.float32, out=None if scratch is None else scratch[:len(signal)])
     # numpy's pairwise float32 sum (accurate to ~1e-6); not np.dot, whose BLAS threads fight torch's
     rms = scale * float(np.sqrt(float(np.add.reduce(squares)) / max(len(signal), 1)))
-    return 1.0 if rms == 0.0 else 10 ** (target_dbfs / 20) / rms
+    return 1.0 if rms < 10 ** (SILENCE_DBFS / 20) else 10 ** (target_dbfs / 20) / rms
 
 
 def add_rolled(out, signal, shift, scale, scratch=None):

@@ -360,16 +360,16 @@ class SpatialAST(nn.Module):
         return x
 
 
-def _drop_frozen_frontend_keys(module, state_dict, prefix, *args):
-    """Accept the published checkpoint's frozen STFT/mel tensors after checking them."""
-    if not any(prefix + name in state_dict for name in FROZEN_FRONTEND_KEYS):
+def check_frozen_frontend(module, state_dict, prefix=""):
+    """ValueError unless the published checkpoint's frozen STFT/mel tensors in `state_dict`, if any,
+    are this model's front end: weights learnt on other features must not load silently."""
+    present = [name for name in FROZEN_FRONTEND_KEYS if prefix + name in state_dict]
+    if not present:
         return  # this project's checkpoints: nothing to check, and the reference costs ~0.1 s to build
     expected = _frozen_frontend_reference(module)
-    for name in FROZEN_FRONTEND_KEYS:
+    for name in present:
         key = prefix + name
-        if key not in state_dict:
-            continue
-        tensor = state_dict.pop(key).float()
+        tensor = state_dict[key].float()
         reference = expected[name]
         if tensor.shape != reference.shape or not torch.allclose(tensor, reference, atol=2e-3, rtol=2e-3):
             raise ValueError(
@@ -377,6 +377,13 @@ def _drop_frozen_frontend_keys(module, state_dict, prefix, *args):
                 f"(a {frontend.N_FFT}-point Hann STFT, hop {frontend.HOP_LENGTH}, and the librosa mel matrix "
                 f"sr={frontend.SAMPLE_RATE} n_mels={frontend.N_MELS} fmin={frontend.F_MIN:g} fmax={frontend.F_MAX:g}, "
                 f"shape {list(reference.shape)}); the checkpoint was made with other audio settings")
+
+
+def _drop_frozen_frontend_keys(module, state_dict, prefix, *args):
+    """Accept the published checkpoint's frozen STFT/mel tensors after checking them."""
+    check_frozen_frontend(module, state_dict, prefix)
+    for name in FROZEN_FRONTEND_KEYS:
+        state_dict.pop(prefix + name, None)
 
 
 def _frozen_frontend_reference(module):

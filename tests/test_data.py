@@ -281,6 +281,11 @@ def test_add_rolled_is_roll_gain_and_mix_in_one_pass():
             out = audio.add_rolled(np.ones(10, dtype=np.float32), signal, shift, 0.5, scratch=np.empty(10, np.float32))
             np.testing.assert_allclose(out, 1 + expected, rtol=1e-6)
     assert audio.rms_gain(np.zeros(4, dtype=np.float32)) == 1.0
+    dither = np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 1e-9  # -180 dBFS: silence
+    assert audio.rms_gain(dither) == 1.0
+    quiet = dither * 1e4  # -100 dBFS is still sound, brought to -14
+    assert audio.rms_gain(quiet) == pytest.approx(10 ** (-14 / 20) / np.sqrt(np.mean(quiet.astype(np.float64) ** 2)),
+                                                  rel=1e-4)
     assert audio.rms_gain(np.full(100, 0.5, dtype=np.float32)) == pytest.approx(10 ** (-14 / 20) / 0.5)
     pcm = np.array([16384, -16384] * 50, dtype=np.int16)  # int16 samples scaled to +-0.5
     assert audio.rms_gain(pcm, scale=1 / 32768) == pytest.approx(10 ** (-14 / 20) / 0.5)

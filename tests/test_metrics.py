@@ -340,6 +340,28 @@ def test_chance_direction_is_global_minimum_for_spread_targets():
     assert brute[constant["azimuth"], constant["elevation"]] == pytest.approx(brute.min(), abs=1e-9)
 
 
+def test_er20_resolved_mae_and_der_each_have_their_own_best_constant():
+    # Sources in front-left and back-left, as mirror images across the frontal plane: the MAE's
+    # constant lies between them (it cannot pick a side), where front/back resolution does nothing;
+    # a constant on one cluster is as good as any once resolved. Checked against brute force.
+    rng = np.random.default_rng(5)
+    front = np.stack([rng.integers(125, 145, 30), rng.integers(HORIZON - 5, HORIZON + 25, 30)], 1)
+    az, el = np.concatenate([front[:, 0], 360 - front[:, 0]]), np.concatenate([front[:, 1], front[:, 1]])
+    distance = np.array([0, 1, 5, 6, 6, 7] * 10)  # median 5, but class 6 leaves the fewest beyond one bin
+    constant = chance_predictions(np.zeros((60, 1)), az, el, distance)
+    metrics = chance_metrics(np.zeros((60, 1)), az, el, distance, np.ones((60, 1)), az, el, distance)
+    grid_az, grid_el = np.meshgrid(np.arange(360), np.arange(180), indexing="ij")
+    pa, pe = grid_az[..., None].astype(float), grid_el[..., None] - 90.0
+    ta, te = az.astype(float), el - 90.0
+    resolved = great_circle_degrees(*resolve_front_back(pa, pe, ta, te), ta, te).mean(-1)
+    beyond = 100.0 * (great_circle_degrees(pa, pe, ta, te) > 20 + 1e-9).mean(-1)
+    at_mae_constant = resolved[constant["azimuth"], constant["elevation"]]
+    assert metrics["MAE_front_back_resolved"] <= resolved.min() + 0.5 < at_mae_constant - 10
+    assert metrics["ER20"] == pytest.approx(beyond.min())
+    assert constant["distance"] == 5 and constant["DER"] == 6
+    assert metrics["DER"] == pytest.approx(100 * np.mean(np.abs(distance - 6) > 1))  # 1 in 3
+
+
 def test_chance_events_and_distance():
     rng = np.random.default_rng(4)
     train_labels = (rng.random((200, 5)) < [0.1, 0.2, 0.3, 0.05, 0.5]).astype(float)

@@ -90,6 +90,18 @@ def test_frozen_frontend_tensors_that_disagree_are_refused(parity):
         _tiny_reference_model(parity).load_state_dict(state)
 
 
+def test_finetune_from_another_front_end_is_refused_too(parity, tmp_path):
+    # --finetune copies the tensors this model has, so the frozen ones never reach the strict load's check
+    from util.checkpoint import CheckpointError, load_pretrained
+    state = {**parity["state_dict"], **_published_frozen_tensors()}
+    torch.save({"model": state}, tmp_path / "published.pth")
+    assert load_pretrained(_tiny_reference_model(parity), str(tmp_path / "published.pth")) > 0
+    state["logmel_extractor.melW"] = state["logmel_extractor.melW"] * 1.5  # e.g. a 16 kHz mel matrix
+    torch.save({"model": state}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match=r"other.pth: checkpoint key 'logmel_extractor.melW' .* other audio"):
+        load_pretrained(_tiny_reference_model(parity), str(tmp_path / "other.pth"))
+
+
 def test_depth1_parity_with_the_reference_implementation(parity):
     assert parity["config"] == {"embed_dim": 192, "depth": 1, "num_heads": 3, "num_classes": 355, "patch_size": 16}
     model = build_AST(num_classes=355, depth=1, embed_dim=192, num_heads=3).eval()

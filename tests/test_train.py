@@ -158,6 +158,10 @@ def test_small_run_flags_are_checked_before_anything_starts(tiny_data, tmp_path)
     with pytest.raises(SystemExit, match=r"--mask_f_prob 0.3 drops all 1 frequency columns of tokens of --patch_size 8x128"):
         _parse(train_args(tiny_data, tmp_path, "--patch_size", "8x128", "--mask_f_prob", "0.3"))
     assert _parse(train_args(tiny_data, tmp_path, "--patch_size", "32x32")).patch_size == 32
+    with pytest.raises(SystemExit, match=r"--mask_f_prob 0.25 has no effect with --no-mask_2d"):
+        _parse(train_args(tiny_data, tmp_path, "--no-mask_2d", "--mask_t_prob", "0.5", "--mask_f_prob", "0.25"))
+    with pytest.raises(SystemExit, match=r"--mask_t_prob 0.995 drops all 128 tokens of --patch_size 32"):
+        _parse(train_args(tiny_data, tmp_path, "--no-mask_2d", "--mask_t_prob", "0.995", "--patch_size", "32"))
     for flag, value in (("--lr", "-1e-4"), ("--weight_decay", "-0.1"), ("--num_workers", "-1"), ("--seed", "-1"),
                         ("--layer_decay", "nan")):
         with pytest.raises(SystemExit, match=f"--{flag[2:]} must be >= 0, got"):

@@ -14,8 +14,8 @@ except ImportError as error:
 problems = []
 if tuple(int(v) for v in timm.__version__.split(".")[:1]) < (1,):
     problems.append(f"timm {timm.__version__} is too old: this code needs timm 1.x (pip install 'timm>=1,<2')")
-if tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) < (2, 4):
-    problems.append(f"torch {torch.__version__} is too old: this code needs torch >= 2.4")
+if tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) < (2, 5):
+    problems.append(f"torch {torch.__version__} is too old: this code needs torch >= 2.5 (torch.serialization.safe_globals)")
 if problems:
     sys.exit("\n".join(problems))
 print(f"torch {torch.__version__} and timm {timm.__version__}: compatible, no patch needed")

@@ -16,7 +16,7 @@ import warnings
 
 import torch
 
-from models.spatial_ast import FROZEN_FRONTEND_KEYS
+from models.spatial_ast import FROZEN_FRONTEND_KEYS, check_frozen_frontend
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,10 @@ def load_pretrained(model, path):
     """
     checkpoint = load_checkpoint(path)
     source = model_state_dict(checkpoint, path)
+    try:  # the strict load's hook checks them; a partial load must too
+        check_frozen_frontend(model, source)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: {error}") from None
     target = model.state_dict()
     taken, left = {}, {}
     for key, value in target.items():

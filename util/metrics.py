@@ -284,6 +284,47 @@ def _best_constant_direction(azimuth, elevation, block=30):
     return int(best_azimuth), int(best_elevation)
 
 
+def _best_constant_by_search(azimuth, elevation, error, coarse=5, block=64):
+    """(azimuth class, elevation class) minimising the mean of `error(pred_az, pred_el, true_az, true_deg)`
+    (degrees in, [candidates, targets] out) over the targets: every `coarse` degrees, then every
+    degree within `coarse` of the coarse best. For errors without `_best_constant_direction`'s
+    azimuth symmetry (front/back resolution is not); the targets are counted once per direction."""
+    pairs, counts = np.unique(np.stack([azimuth, elevation], axis=1), axis=0, return_counts=True)
+    true = class_to_degrees(pairs[:, 0], pairs[:, 1])
+    weights = counts / counts.sum()
+
+    def mean_errors(candidate_azimuth, candidate_elevation):
+        pred = class_to_degrees(candidate_azimuth, candidate_elevation)
+        out = np.empty(len(candidate_azimuth))
+        for start in range(0, len(out), block):  # blocks bound the [candidates, targets] memory
+            part = slice(start, start + block)
+            out[part] = error(pred[0][part, None], pred[1][part, None], true[0][None], true[1][None]) @ weights
+        return out
+
+    grid = np.stack(np.meshgrid(np.arange(0, NUM_AZIMUTH_CLASSES, coarse),
+                                np.arange(0, NUM_ELEVATION_CLASSES, coarse), indexing="ij"), -1).reshape(-1, 2)
+    azimuth0, elevation0 = grid[np.argmin(mean_errors(grid[:, 0], grid[:, 1]))]
+    near = np.arange(-coarse, coarse + 1)
+    fine = np.stack(np.meshgrid((azimuth0 + near) % NUM_AZIMUTH_CLASSES,
+                                np.unique(np.clip(elevation0 + near, 0, NUM_ELEVATION_CLASSES - 1)),
+                                indexing="ij"), -1).reshape(-1, 2)
+    best = fine[np.argmin(mean_errors(fine[:, 0], fine[:, 1]))]
+    return int(best[0]), int(best[1])
+
+
+def _beyond_threshold(threshold_deg):
+    """ER's error, plus a millionth of the angle: of the many constants that tie on the share beyond
+    the threshold, the one nearest the targets, which new targets are likeliest to find near too."""
+    def error(pa, pe, ta, te):
+        angles = great_circle_degrees(pa, pe, ta, te)
+        return (angles > threshold_deg + _ANGLE_TOLERANCE_DEG) + 1e-6 * angles / 180.0
+    return error
+
+
+def _resolved_error(pa, pe, ta, te):
+    return great_circle_degrees(*resolve_front_back(pa, pe, ta, te), ta, te)
+
+
 def chance_predictions(train_labels, train_azimuth, train_elevation, train_distance):
     """Best constant prediction learned from training targets.
 
@@ -292,8 +333,10 @@ def chance_predictions(train_labels, train_azimuth, train_elevation, train_dista
 
     Returns a dict: "event_scores" = per-class training frequency [C] (0..1);
     "azimuth", "elevation" = the class pair minimising the mean great-circle error
-    over the training directions; "distance" = the (lower) median training
-    distance class, which minimises the mean absolute bin error; "lateral_deg" and
+    over the training directions, and "ER20" and "MAE_front_back_resolved" = the pairs that
+    minimise those metrics (each metric's own best constant); "distance" = the (lower) median
+    training distance class, which minimises the mean absolute bin error, and "DER" = the class
+    off by more than one bin from the fewest training sources; "lateral_deg" and
     "elevation_deg" = the (lower) median training lateral angle and elevation, the best
     constant guesses of each; "front" =
     whether more training sources lie in front of the frontal plane than behind it.
@@ -311,11 +354,16 @@ def _constant_spatial_prediction(train_azimuth, train_elevation, train_distance)
                       train_distance=(train_distance, NUM_DISTANCE_CLASSES))
     azimuth, elevation = _best_constant_direction(c["train_azimuth"], c["train_elevation"])
     distance = np.sort(c["train_distance"])[(len(c["train_distance"]) - 1) // 2]
+    off = np.abs(np.arange(NUM_DISTANCE_CLASSES)[:, None] - c["train_distance"][None, :]) > 1  # DER's rule
+    own = {"ER20": _best_constant_by_search(c["train_azimuth"], c["train_elevation"], _beyond_threshold(20.0)),
+           "MAE_front_back_resolved": _best_constant_by_search(c["train_azimuth"], c["train_elevation"],
+                                                               _resolved_error),
+           "DER": int(np.argmin(off.sum(axis=1)))}
     directions = class_to_degrees(c["train_azimuth"], c["train_elevation"])
     median = (len(c["train_azimuth"]) - 1) // 2
     lateral = np.sort(lateral_degrees(*directions))[median]
     side = _side(frontal_degrees(*directions))
-    return {"azimuth": azimuth, "elevation": elevation, "distance": int(distance), "lateral_deg": float(lateral),
+    return {"azimuth": azimuth, "elevation": elevation, "distance": int(distance), **own, "lateral_deg": float(lateral),
             "elevation_deg": float(np.sort(directions[1])[median]), "front": bool(np.sum(side > 0) >= np.sum(side < 0))}
 
 
@@ -366,7 +414,14 @@ def _constant_spatial_metrics(constant, eval_azimuth, eval_elevation, eval_dista
     spatial = spatial_metrics(np.full(n, constant["azimuth"]), np.full(n, constant["elevation"]),
                               c["eval_azimuth"], c["eval_elevation"],
                               np.full(n, constant["distance"]), c["eval_distance"])
-    # the lateral angle, the elevation and the side have their own best constants
+    # ER20, the resolved MAE, DER, the lateral angle, the elevation and the side have their own best
+    # constants: the MAE's is no constant's best at them (near the zenith, front/back resolution
+    # does nothing to it)
+    for name in ("ER20", "MAE_front_back_resolved"):
+        azimuth, elevation = constant[name]
+        spatial[name] = spatial_metrics(np.full(n, azimuth), np.full(n, elevation), c["eval_azimuth"],
+                                        c["eval_elevation"], np.full(n, constant["DER"]), c["eval_distance"])[name]
+    spatial["DER"] = float(100.0 * np.mean(np.abs(constant["DER"] - c["eval_distance"]) > 1))
     true = class_to_degrees(c["eval_azimuth"], c["eval_elevation"])
     spatial["lateral_MAE"] = float(np.abs(lateral_degrees(*true) - constant["lateral_deg"]).mean())
     spatial["elevation_MAE"] = float(np.abs(true[1] - constant["elevation_deg"]).mean())
