@@ -344,6 +344,9 @@ class SpatialAST(nn.Module):
         or intensity), float32."""
         if audio.dim() != 3 or audio.shape[1] != self.num_channels:
             raise ValueError(f"audio must be [batch, channels={self.num_channels}, samples], got {list(audio.shape)}")
+        if audio.shape[-1] <= frontend.N_FFT // 2:  # the centred STFT's reflect padding needs more
+            raise ValueError(f"audio of {audio.shape[-1]} samples is too short: the front end needs at least "
+                             f"{frontend.N_FFT // 2 + 1}")
         with torch.autocast(audio.device.type, enabled=False):
             spec = frontend.stft(audio.float(), self.window)  # [B, C, frames, 513]
             x = self.bn(frontend.log_mel(spec, self.mel, self.mel_blocks))
@@ -353,8 +356,9 @@ class SpatialAST(nn.Module):
                 x = torch.cat([x, frontend.active_intensity(spec, self.mel, self.mel_blocks)], dim=1)
             frames = x.shape[2]
             if frames > TARGET_FRAMES:
-                raise ValueError(f"input of {audio.shape[-1]} samples gives {frames} frames; "
-                                 f"the encoder takes at most {TARGET_FRAMES} (10.24 s at 32 kHz)")
+                raise ValueError(f"input of {audio.shape[-1]} samples gives {frames} frames; the encoder takes at "
+                                 f"most {TARGET_FRAMES}, i.e. {TARGET_FRAMES * frontend.HOP_LENGTH - 1} samples "
+                                 f"(10.24 s at 32 kHz, less one sample)")
             if frames < TARGET_FRAMES:
                 x = frontend.stretch_frames(x, TARGET_FRAMES)  # upstream's bicubic stretch, along time
         return x

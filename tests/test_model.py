@@ -184,9 +184,16 @@ def test_mono_model_runs_on_one_channel_and_rejects_two():
         model(torch.randn(1, 1, 32000), torch.randn(1, 2, 100))
 
 
-def test_too_long_input_is_refused_with_the_limit():
-    with pytest.raises(ValueError, match="at most 1024"):
-        build_AST_tiny().eval()(torch.randn(1, 1, 11 * 32000), torch.randn(1, 2, 10))
+def test_too_long_or_too_short_input_is_refused_with_the_limit():
+    model = build_AST_tiny().eval()
+    with pytest.raises(ValueError, match="at most 1024, i.e. 327679 samples"):
+        model(torch.randn(1, 1, 11 * 32000), torch.randn(1, 2, 10))
+    with torch.no_grad():  # the limit it names is the limit it applies
+        model.forward_audio(torch.randn(1, 2, 327679))
+        with pytest.raises(ValueError, match="327680 samples gives 1025 frames"):
+            model.forward_audio(torch.randn(1, 2, 327680))
+        with pytest.raises(ValueError, match="audio of 512 samples is too short: the front end needs at least 513"):
+            model.forward_audio(torch.randn(1, 2, 512))
 
 
 def test_spec_augment_widths_follow_the_flags():
