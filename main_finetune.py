@@ -208,6 +208,11 @@ def check_args(args):
         value = getattr(args, name)
         if value is not None and not value >= 0:
             raise SystemExit(f"error: --{name} must be >= 0, got {value}")
+    if (args.distributed_wrapper or args.replacement) and not args.weight_sampler:
+        raise SystemExit("error: --distributed_wrapper and --replacement shape weighted sampling: they need "
+                         "--weight_sampler (and --weight_csv)")
+    if args.epoch_len < 1:
+        raise SystemExit(f"error: --epoch_len must be positive, got {args.epoch_len}")
     if args.clip_grad is not None and not args.clip_grad > 0:
         raise SystemExit(f"error: --clip_grad is a gradient norm and must be > 0 (leave it out for no clipping), "
                          f"got {args.clip_grad}")

@@ -166,6 +166,11 @@ def test_small_run_flags_are_checked_before_anything_starts(tiny_data, tmp_path)
                         ("--layer_decay", "nan")):
         with pytest.raises(SystemExit, match=f"--{flag[2:]} must be >= 0, got"):
             _parse(train_args(tiny_data, tmp_path, f"{flag}={value}"))
+    for flag in ("--distributed_wrapper", "--replacement"):  # without weighted sampling they did nothing
+        with pytest.raises(SystemExit, match=r"--distributed_wrapper and --replacement .* need --weight_sampler"):
+            _parse(train_args(tiny_data, tmp_path, flag))
+    with pytest.raises(SystemExit, match=r"--epoch_len must be positive, got -4"):
+        _parse(train_args(tiny_data, tmp_path, "--epoch_len=-4"))
     with pytest.raises(SystemExit, match=r"--clip_grad is a gradient norm and must be > 0 .*got -1.0"):
         _parse(train_args(tiny_data, tmp_path, "--clip_grad=-1"))
 
