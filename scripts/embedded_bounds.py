@@ -103,6 +103,7 @@ def load(data):
 def held_out_predictions(model, features, target, room, folds=5):
     """Predictions for every row from a model fitted on the other rooms (rooms dealt to folds)."""
     rooms = np.unique(room)
+    folds = min(folds, len(rooms))  # a small dataset: one room per fold
     fold_of_room = {name: i % folds for i, name in enumerate(rooms)}
     fold = np.array([fold_of_room[r] for r in room])
     out = np.zeros(len(target), dtype=np.float64)
@@ -117,12 +118,15 @@ def main():
     p.add_argument("--data", default="data/embedded", help="an embedded dataset (python -m dataset.synthetic.generate)")
     args = p.parse_args()
     split, room, spatial, whole, direct, distance_cues, shape, heard_shape = load(args.data)
+    if len(np.unique(room)) < 2:
+        raise SystemExit(f"error: {args.data} holds one room; holding rooms out needs at least two")
     distance, azimuth, elevation = spatial.T
     front = (azimuth > 0) & (azimuth < 180)
     # Front/back is undefined on the interaural axis; score it where the source is 15 degrees or more off it.
     off_axis = np.abs(np.sin(np.radians(azimuth))) > np.sin(np.radians(15))
     classifier = HistGradientBoostingClassifier(max_iter=200, random_state=0)
-    print(f"{len(room)} impulse responses in {len(np.unique(room))} rooms; rooms held out in 5 folds\n")
+    print(f"{len(room)} impulse responses in {len(np.unique(room))} rooms; rooms held out in "
+          f"{min(5, len(np.unique(room)))} folds\n")
     print("front/back accuracy (sources >= 15 degrees off the interaural axis; chance 50 %):")
     predicted_front = {}
     for name, features in (("whole response ILD (what a long sound carries)", whole),

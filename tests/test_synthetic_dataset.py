@@ -97,8 +97,14 @@ def test_eval_rooms_are_disjoint_from_train_rooms(tiny):
     train = {e["room"] for e in _load(tiny / "train_reverberation.json")["data"]}
     evaluation = {e["room"] for e in _load(tiny / "eval_reverberation.json")["data"]}
     assert train == {"train_room00", "train_room01"} and evaluation == {"eval_room00"}
-    assert not train & evaluation
     assert sorted(os.listdir(tiny / "binaural")) == sorted(os.listdir(tiny / "mono")) == sorted(train | evaluation)
+    # the names differ by construction; the conditions must too: no held-out room of the demo's 5 is
+    # any of its 20 training rooms (free field has no room to tell apart: its positions differ)
+    def condition(room):
+        return room.kind, tuple(np.round(room.size, 3)), tuple(np.round(room.rt60_bands, 3))
+    train_conditions = {condition(generate.room_of(0, "train", r)) for r in range(20)}
+    held_out = [generate.room_of(0, "eval", r) for r in range(5)]
+    assert not {condition(room) for room in held_out if not room.free_field} & train_conditions
 
 
 def test_meta_records_settings(tiny):
@@ -113,7 +119,7 @@ def test_each_split_spans_free_field_to_reverberant_rooms():
     evaluation, train = conditions("eval", 5), conditions("train", 20)
     assert evaluation[0].kind == "anechoic"  # the demo's 5 held-out rooms: one anechoic...
     rt60 = sorted(room.rt60 for room in evaluation[1:])
-    assert rt60[0] < 0.4 and rt60[-1] > 0.7  # ...and four rooms from dry to reverberant
+    assert np.round(rt60, 2).tolist() == [0.25, 0.52, 0.68, 0.95]  # ...and four from dry to reverberant (docs)
     kinds = [room.kind for room in train]
     assert kinds.count("anechoic") >= 1 and kinds.count("outdoor") >= 1
     assert min(room.rt60 for room in train if not room.free_field) < 0.2
@@ -128,6 +134,18 @@ def test_source_azimuths_cover_the_circle_evenly():
     assert counts.min() >= 18 and counts.max() <= 27, counts
     one_room = np.sort(azimuths[:40])
     assert np.diff(np.append(one_room, one_room[0] + 360)).max() < 2.5 * 360 / 40
+
+
+def test_written_positions_follow_the_azimuth_sequence(tiny):
+    # the histogram above is of the sequence; the sources on disk must sit at its azimuths
+    # (spatial.py's azimuth: 0 = right, 90 = front, counter-clockwise seen from above, as the
+    # generator's angle), so that a generator ignoring it fails here
+    for entry in _load(tiny / "train_reverberation.json")["data"]:
+        room, position = entry["fname"][:-len(".npy")].split("/")
+        offset = parse_position(entry["source_position"]) - parse_position(entry["sensor_position"])
+        written = np.degrees(np.arctan2(-offset[2], offset[0])) % 360  # -z is front
+        expected = np.degrees(generate.source_azimuth(0, "train", int(room[-2:]), int(position))) % 360
+        assert abs((written - expected + 180) % 360 - 180) < 0.1, entry["fname"]
 
 
 # ---------------------------------------------------------------- targets agree with the rendering

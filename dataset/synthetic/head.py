@@ -9,17 +9,18 @@ Each arrival reaches each ear with
   angle between the source and the ear axis. Their difference is exactly Woodworth's
   ITD, a/c (lateral + sin lateral), at most ~0.66 ms for a = 8.75 cm;
 - Brown & Duda's one-pole/one-zero head-shadow filter, flat at low frequency and at high
-  frequency +6 dB on the ear facing the source, -20 dB at 150 degrees from it and -11 dB
-  directly opposite (the "bright spot"), so interaural level differences grow with
+  frequency +6 dB on the ear facing the source, -14 dB at 150 degrees from it and -8.6 dB
+  directly opposite (the "bright spot"; the nominal head's alpha_min 0.2, HEAD_RANGES' 0.1-0.3
+  giving -20 to -10.5 dB at 150 degrees), so interaural level differences grow with
   frequency. Being minimum phase
   it also adds low-frequency group delay, so the low-frequency ITD exceeds Woodworth's
   high-frequency one, as for a real sphere (Kuhn 1977);
-- a pinna shadow per ear: a high shelf (up to -10.5 dB above a few kHz) that grows as
-  the sound comes from behind that ear's pinna, whose opening faces outwards and 45
-  degrees forwards. Straight behind, both ears are dulled alike (a monaural front/back
-  cue); for a source behind and to one side, the wave that creeps round the back of
-  the head reaches the far pinna from behind, so the high-frequency level difference is
-  larger behind than in front: an interaural front/back cue;
+- a pinna shadow per ear: a high shelf (the nominal head's -20 dB above a few kHz at most;
+  HEAD_RANGES' -10.5 to -26 dB) that grows as the sound comes from behind that ear's pinna,
+  whose opening faces outwards and 45 degrees forwards. Straight behind, both ears are dulled
+  alike (a monaural front/back cue); for a source behind and to one side, the near ear's
+  pinna shadows it while the far ear hears the wave round the head, so the high-frequency
+  level difference is smaller behind than in front, as on KEMAR: an interaural front/back cue;
 - a pinna notch, a sharp dip 20 dB deep whose frequency rises with elevation (6.6 kHz at
   20 degrees below the horizon, 8 kHz on it, 10.6 kHz at 40 degrees above), as KEMAR's first
   pinna notch does: a monaural elevation cue that both ears carry.
