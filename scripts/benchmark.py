@@ -142,7 +142,7 @@ def hot_spots(model, waveforms, reverbs, repeats, device):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--model", default="build_AST_tiny")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--repeats", type=int, default=5)
@@ -154,7 +154,7 @@ def main():
                    help="compare glibc's default malloc with scripts/allocator.sh on the training step")
     p.add_argument("--step_cost", action="store_true", help=argparse.SUPPRESS)  # one --allocator process
     args = p.parse_args()
-    if args.allocator:
+    if args.allocator and not args.step_cost:  # a child process measures; only the parent compares
         return compare_allocators([a for a in sys.argv[1:] if a != "--allocator"])
     device = resolve_device(args.device)
     torch.manual_seed(0)

@@ -145,10 +145,11 @@ def worker_memory(dataset, weights, num_workers, items):
     loader = torch.utils.data.DataLoader(dataset, batch_size=8, sampler=sampler, num_workers=num_workers)
     iterator = iter(loader)
     pids = [w.pid for w in iterator._workers]
-    seen, early, start = 0, None, None
+    seen, early, start, at = 0, None, None, 0
+    first = min(100, items // 2)  # the early snapshot, and where the rate's clock starts
     while seen < items:
         seen += len(next(iterator)[0])
-        if early is None and seen >= 100:
+        if early is None and seen >= first:
             early, start, at = [rss_mb(p) for p in pids], time.perf_counter(), seen
     late = [rss_mb(p) for p in pids]
     rate = (seen - at) / (time.perf_counter() - start)

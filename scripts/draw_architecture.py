@@ -17,7 +17,7 @@ STAGES = [
     ("waveform", "mono clip\n10 s, 32 kHz", "#dbe9f6"),
     ("room", "x binaural room\nimpulse response\n(left, right ear)", "#dbe9f6"),
     ("front end", "STFT per ear\nlog-mel L, R (128)\nIPD cos, sin (mel)", "#fde9d9"),
-    ("fusion", "3x3 conv:\n4 maps -> 1 channel\n(demo: 4)", "#fde9d9"),
+    ("fusion", "3x3 conv:\n4 maps -> 1 channel\n(demo: 7)", "#fde9d9"),
     ("patches", "16x16 -> 512 tokens\n(demo: 32x32 -> 128)\n+ sin-cos positions", "#e2f0d9"),
     ("ViT encoder", "3 CLS tokens\n+ patch tokens\n12 blocks (demo: 4)", "#e2f0d9"),
 ]

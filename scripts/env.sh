@@ -11,9 +11,9 @@ fi
 _want="$(sha256sum "$REPO/requirements.txt" | cut -d' ' -f1)"
 if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$_want" ]; then
     echo "installing requirements.txt into $VENV (once)" >&2
-    "$PY" -m pip install --quiet --upgrade pip
-    "$PY" -m pip install --quiet -r "$REPO/requirements.txt"
-    echo "$_want" > "$VENV/.requirements.sha256"
+    # recorded only once installed: sourced without `set -e`, a failed install is retried next time
+    "$PY" -m pip install --quiet --upgrade pip && "$PY" -m pip install --quiet -r "$REPO/requirements.txt" \
+        && echo "$_want" > "$VENV/.requirements.sha256" || { echo "error: installing requirements.txt failed" >&2; return 1 2>/dev/null || exit 1; }
 fi
 unset _want
 source "$REPO/scripts/allocator.sh"

@@ -87,11 +87,11 @@ def parse_start(start):
     naming it if malformed."""
     parts = start.split(":")
     options = parts[2:]
-    if (len(parts) < 2 or not parts[0].isdigit() or parts[1] not in ("random", "interaural")
+    if (len(parts) < 2 or not parts[0].isdigit() or not 1 <= int(parts[0]) <= 8 or parts[1] not in ("random", "interaural")
             or len(set(options)) != len(options) or not set(options) <= {"cls", "mean", "prior"}
             or {"cls", "mean"} <= set(options)):
-        raise SystemExit(f"error: --starts takes FUSED_CHANNELS:INIT[:mean][:prior] with INIT random or "
-                         f"interaural, got {start!r}")
+        raise SystemExit(f"error: --starts takes FUSED_CHANNELS:INIT[:mean][:prior] with FUSED_CHANNELS 1..8 and "
+                         f"INIT random or interaural, got {start!r}")
     return (int(parts[0]), parts[1], "mean" if "mean" in options else "cls",
             "prior" if "prior" in options else "zero")
 
@@ -165,6 +165,9 @@ def main():
     eval_set = load_split(args.data, "eval", classes, False, args.audio_normalize)
     torch.manual_seed(args.seed)
     feature_model = create_model("build_AST_tiny", num_classes=len(classes)).train()  # BN takes batch statistics
+    # and averages them over the whole pass for the held-out features: the default momentum would
+    # leave 0.9^k of the (0, 1) start after k batches, which a small dataset's k does not wash out
+    feature_model.bn.momentum = None
     train_data = front_end_features(feature_model, train_set)
     eval_data = front_end_features(feature_model.eval(), eval_set)  # BN's running statistics from the pass above
     chance = metrics.chance_metrics(train_data["labels"].numpy(), *train_data["spatial"][:, [1, 2, 0]].numpy().T,
