@@ -47,9 +47,10 @@ def test_smoke_table_has_one_row_per_setting_with_finite_positive_figures(smoke)
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         numbers = [float(cell.rstrip("%")) for cell in cells[3:]]
         assert all(math.isfinite(x) and x > 0 for x in numbers), line
-        assert sum(numbers[2:5]) == pytest.approx(100, abs=0.3)  # the split covers the step
+        assert sum(numbers[2:5]) == pytest.approx(100, abs=3)  # the split covers the step, timed whole
     for row in rows:
-        assert row["ms_per_step"] == pytest.approx(row["front_ms"] + row["encoder_ms"] + row["optimizer_ms"])
+        parts = row["front_ms"] + row["encoder_ms"] + row["optimizer_ms"]
+        assert 0.97 * row["ms_per_step"] <= parts <= row["ms_per_step"]
         assert row["train_clips_per_s"] == pytest.approx(2 / (row["ms_per_step"] / 1000))
         assert row["mfu"] == pytest.approx(row["flops_per_clip"] * row["train_clips_per_s"] / 989.5e12)
         assert row["peak_memory_bytes"] > 2 ** 20 and row["eval_clips_per_s"] > 0

@@ -133,14 +133,14 @@ def test_confidences_and_answer_conversion():
     """Direction confidence = joint posterior mass within 20 deg; distance confidence = mass within one class."""
     azimuth, elevation, distance = np.zeros(360), np.zeros(180), np.zeros(21)
     azimuth[[90, 105, 130]] = [0.5, 0.2, 0.3]  # 105 is 15 deg from the answer 90, 130 is 40 deg away
-    elevation[[90, 100]] = [0.9, 0.1]  # 0 and +10 deg
+    elevation[[90, 130]] = [0.9, 0.1]  # 0 and +40 deg: the joint mass, not the azimuth's alone
     distance[[3, 4, 5, 6]] = [0.2, 0.5, 0.1, 0.2]
     window = inference.Window(inference.AudioInput("x.wav", np.zeros((2, SR), np.float32), "binaural"), 0, 0)
     probs = {"events": np.array([0.2, 0.9, 0.5]), "azimuth": azimuth, "elevation": elevation, "distance": distance}
     record = inference.describe(window, probs, inference.ClassTable.from_records(CLASS_RECORDS), top_k=2)
     assert (record["azimuth_deg"], record["elevation_deg"], record["distance_m"]) == (90.0, 0.0, 2.0)
-    # within 20 deg of (90, 0): (90, 0), (90, 10), (105, 0) and (105, 10) (18 deg); not 130
-    assert record["direction_confidence"] == pytest.approx(0.5 + 0.2, abs=1e-4)
+    # within 20 deg of (90, 0): (90, 0) and (105, 0); not azimuth 130, nor anything at +40 deg
+    assert record["direction_confidence"] == pytest.approx((0.5 + 0.2) * 0.9, abs=1e-4)
     assert record["distance_confidence"] == pytest.approx(0.8, abs=1e-4)
     assert record["direction"] == "front"
     assert [c["mid"] for c in record["classes"]] == ["/t/mid", "/t/high"]

@@ -11,6 +11,7 @@ import math
 import os
 
 import librosa
+import numpy as np
 import pytest
 import torch
 
@@ -148,7 +149,14 @@ def test_position_table_is_initialised_to_the_audiomae_sincos_layout():
     assert token[dim // 4].item() == pytest.approx(math.cos(col))
     assert token[dim // 2].item() == pytest.approx(math.sin(row))
     assert token[3 * dim // 4].item() == pytest.approx(math.cos(row))
-    assert torch.allclose(sincos_2d(dim, (64, 8)), build_AST_tiny().pos_embed)
+    # every channel, against AudioMAE's formula written out here: per axis, dim / 4 frequencies
+    # 1 / 10000^(i / (dim / 4)), sin then cos; the frequency column's half first
+    def one_axis(positions, d):
+        angles = np.outer(positions, 1.0 / 10000 ** (np.arange(d // 2) / (d / 2)))
+        return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
+    rows, columns = np.meshgrid(np.arange(64), np.arange(cols), indexing="ij")
+    expected = np.concatenate([one_axis(columns.ravel(), dim // 2), one_axis(rows.ravel(), dim // 2)], axis=1)
+    np.testing.assert_allclose(table[1:].numpy(), expected, atol=1e-5)
 
 
 def test_fft_convolution_equals_direct_convolution_cut_to_the_input_length():
@@ -202,8 +210,24 @@ def test_spec_augment_widths_follow_the_flags():
     widths = (masked[:, 0, 0, :] == 0).sum(-1)
     assert widths.max() <= 48 and widths.float().mean() > 10  # floor(start + w) - floor(start) <= ceil(w)
     assert torch.equal(mask_along(x, 0, dim=3), x)
-    model = build_AST_tiny(freqm=7, timem=0)
-    assert (model.freqm, model.timem) == (7, 0)
+    # in the model: a training forward zeroes whole mel columns of what the patch embedding takes
+    # (frequency masks only, with timem 0), an evaluation forward none, and freqm 0 none either
+    def patch_input(model, training):
+        seen = []
+        hook = model.patch_embed.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+        model.train(training)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            model(torch.randn(4, 1, 32000), torch.randn(4, 2, 400))
+        hook.remove()
+        return seen[0]
+    model = build_AST_tiny(freqm=48, timem=0, drop_path_rate=0.0)
+    masked = patch_input(model, training=True)
+    zero_columns = (masked == 0).all(dim=1).all(dim=1)  # [clips, mel bins]
+    assert zero_columns.any(dim=1).all() and zero_columns.sum(dim=1).max() <= 48
+    assert not (masked == 0).all(dim=1).all(dim=2).any()  # no time row
+    assert not (patch_input(model, training=False) == 0).all(dim=1).all(dim=1).any()
+    assert not (patch_input(build_AST_tiny(freqm=0, timem=0), training=True) == 0).all(dim=1).all(dim=1).any()
 
 
 def test_token_dropping_keeps_whole_rows_and_columns():

@@ -9,6 +9,7 @@ import torch
 import main_finetune
 from conftest import train_args
 from util.checkpoint import load_checkpoint
+from util.lr import learning_rate
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +47,11 @@ def test_resume_continues_from_the_next_epoch(trained, tiny_data, tmp_path):
     # the optimizer state carried over: AdamW step counts keep growing
     step_before = before["optimizer"]["state"][0]["step"]
     assert resumed["optimizer"]["state"][0]["step"] > step_before
-    # the learning rate follows the schedule of epoch 1, not a fresh warm-up
-    assert log[0]["train_lr"] < 2e-3 * 2 / 256
+    # the learning rate follows the schedule of epoch 1 (cosine after the 1-epoch warm-up), not a fresh
+    # warm-up: the epoch's last step, at epoch 1 + (steps - 1) / steps of 2
+    steps = int(resumed["optimizer"]["state"][0]["step"] - step_before)
+    expected = learning_rate(1 + (steps - 1) / steps, 2e-3 * 2 / 256, 1e-6, 1, 2)
+    assert log[0]["train_lr"] == pytest.approx(expected, rel=1e-6)
 
 
 @pytest.mark.parametrize("workers", ["0", "1"])
