@@ -437,15 +437,11 @@ def restore_rng_states(states, path):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def resume(args, model, optimizer, scaler, checkpoint=None):
-    """Restore model, optimizer, scaler, epoch and RNG states; returns the best mAP seen so far.
-    `checkpoint`: the --resume file, when already loaded."""
-    checkpoint = checkpoint if checkpoint is not None else load_checkpoint(args.resume)
-    if not args.eval:
-        compare_resumed_args(checkpoint_args(checkpoint), args, args.resume)
+def resume(args, model, optimizer, scaler):
+    """Restore model, optimizer, scaler, epoch and RNG states; returns the best mAP seen so far."""
+    checkpoint = load_checkpoint(args.resume)
+    compare_resumed_args(checkpoint_args(checkpoint), args, args.resume)
     load_weights_strictly(model, checkpoint, args.resume)
-    if args.eval:
-        return 0.0
     if "optimizer" not in checkpoint or "epoch" not in checkpoint:
         raise CheckpointError(f"{args.resume}: holds no optimizer state or epoch; "
                               f"use --finetune to start a new run from its weights")
@@ -488,11 +484,12 @@ def main(args):
     torch.manual_seed(args.seed + dist.get_rank())
     np.random.seed(args.seed + dist.get_rank())
     os.makedirs(args.output_dir, exist_ok=True)
-    # --eval reads its checkpoint first: a bad file stops before the data is checked, and the
-    # settings the weights do not show come from the run that trained them
-    evaluated = load_checkpoint(args.resume or args.finetune) if args.eval else None
+    # --eval reads its weights (--resume's, else --finetune's) first: a bad file stops before the data
+    # is checked, and the settings the weights do not show come from the run that trained them
+    evaluated_path = (args.resume or args.finetune) if args.eval else None
+    evaluated = load_checkpoint(evaluated_path) if evaluated_path else None
     if evaluated is not None:
-        adopt_trained_settings(args, checkpoint_args(evaluated), args.resume or args.finetune)
+        adopt_trained_settings(args, checkpoint_args(evaluated), evaluated_path)
 
     classes = load_class_table(args.label_csv)
     if len(classes) != args.nb_classes:
@@ -512,8 +509,9 @@ def main(args):
     model = build_model(args, num_channels=val_set.channels)
     if args.event_head_init == "prior" and train_set is not None:
         model.init_event_head_at_prior(train_set.class_counts() / len(train_set))
-    if args.finetune and args.eval:
-        load_weights_strictly(model, evaluated if not args.resume else load_checkpoint(args.finetune), args.finetune)
+    if evaluated is not None:
+        load_weights_strictly(model, evaluated, evaluated_path)
+        del evaluated  # its weights are in the model now (a ViT-B checkpoint with optimizer state is ~1 GB)
     elif args.finetune:
         load_pretrained(model, args.finetune)
     model.to(device)
@@ -525,8 +523,7 @@ def main(args):
         args.lr = args.blr * effective_batch / 256
     optimizer = build_optimizer(args, model, device)
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
-    best_map = resume(args, model, optimizer, scaler, evaluated) if args.resume else 0.0
-    del evaluated  # its weights are in the model now (a ViT-B checkpoint with optimizer state is ~1 GB)
+    best_map = resume(args, model, optimizer, scaler) if args.resume and not args.eval else 0.0
 
     ddp_model = model
     if dist.is_distributed():

@@ -59,14 +59,15 @@ class SpatialSoundDataset(Dataset):
         """Every RIR's shape, from its .npy header: ~60 us a file, where reading them all would take
         minutes (mp3d_reverb is 9 GB). NaN values show only in the data: `_read_rir` names those."""
         for index in range(len(self.rirs)):
-            try:
-                audio.check_rir_header(self.rir_path(index), self.channels)
-            except audio.DataError as error:
-                raise audio.DataError(f"{error} [entry {index} of {self.reverb_json}]") from None
+            self._with_rir_entry(audio.check_rir_header, index)
 
     def _read_rir(self, rir_index):
+        return self._with_rir_entry(audio.read_rir, rir_index)
+
+    def _with_rir_entry(self, read, rir_index):
+        """read(path, channels) of one RIR; its error also names the RIR's entry in the reverb json."""
         try:
-            return audio.read_rir(self.rir_path(rir_index), self.channels)
+            return read(self.rir_path(rir_index), self.channels)
         except audio.DataError as error:
             raise audio.DataError(f"{error} [entry {rir_index} of {self.reverb_json}]") from None
 

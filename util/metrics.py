@@ -285,7 +285,7 @@ def _best_constant_direction(azimuth, elevation, block=30):
 
 
 def _best_constant_by_search(azimuth, elevation, error, coarse=5, block=64):
-    """(azimuth class, elevation class) minimising the mean of `error(pred_az, pred_el, true_az, true_deg)`
+    """(azimuth class, elevation class) minimising the mean of `error(pred_az, pred_el, true_az, true_el)`
     (degrees in, [candidates, targets] out) over the targets: every `coarse` degrees, then every
     degree within `coarse` of the coarse best. For errors without `_best_constant_direction`'s
     azimuth symmetry (front/back resolution is not); the targets are counted once per direction."""
